@@ -1,0 +1,61 @@
+//! The command line: `dnatune <subcommand>`. Each subcommand's arguments and behaviour
+//! live in their own file under `src/cli/`; this file only parses and dispatches.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod data_cmd;
+mod embed_cmd;
+mod models_cmd;
+mod tokenize_cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dnatune",
+    version,
+    about = "Fine-tune pretrained DNA language models with LoRA on your own sequences",
+    long_about = "Fine-tune pretrained DNA language models (DNABERT, DNABERT-2, Nucleotide Transformer, \
+GENA-LM) with LoRA on your own FASTA/FASTQ/CSV data.\n\nRun `dnatune` with no arguments to open the desktop app."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read, label, window and split sequence data; print a QC report.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// List the known pretrained DNA models.
+    Models(models_cmd::ModelsArgs),
+    /// Tokenize sequences (one per line on stdin) with a model's tokenizer; prints JSON lines.
+    Tokenize(tokenize_cmd::TokenizeArgs),
+    /// Write a model's hidden states for each input sequence to a safetensors file.
+    Embed(embed_cmd::EmbedArgs),
+}
+
+/// Parses `args` (including the program name) and runs the subcommand.
+pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are "errors" to clap but successes to the user.
+            let code = if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+            let _ = err.print();
+            return Ok(code);
+        }
+    };
+    match cli.command {
+        Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Models(args) => models_cmd::run(args),
+        Command::Tokenize(args) => tokenize_cmd::run(args),
+        Command::Embed(args) => embed_cmd::run(args),
+    }
+}

@@ -1,0 +1,5 @@
+//! Reading, labelling, windowing and splitting sequence data.
+
+mod types;
+
+pub use types::*;

@@ -1,0 +1,15 @@
+//! dnatune: fine-tune pretrained DNA language models with LoRA.
+//!
+//! The library holds everything a front end needs; the `dnatune` binary is a thin
+//! command line (`cli`) plus, with the default `gui` feature, the desktop app.
+
+pub mod cli;
+pub mod data;
+pub mod model;
+pub mod tokenize;
+
+#[cfg(feature = "gui")]
+pub mod gui;
+
+/// The version shown by `dnatune --version` and recorded in manifests.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,2 @@
+//! The DNA language-model families, their loading, catalog and Hub access.
+pub mod ops;

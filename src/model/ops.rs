@@ -1,0 +1,41 @@
+//! Differentiable building blocks shared by the model families.
+//!
+//! candle's fused `LayerNorm::forward`, `ops::layer_norm`, `ops::softmax_last_dim` and
+//! `rotary_emb::rope*` have no backward pass: gradients would silently stop there. Everything
+//! on a training path uses the compositions below instead.
+
+use candle_core::{DType, Result, Tensor, D};
+
+/// LayerNorm over the last dimension, composed from differentiable ops.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    normed.broadcast_mul(weight)?.broadcast_add(bias)
+}
+
+/// Softmax over the last dimension (differentiable).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(x, D::Minus1)
+}
+
+/// `x · Wᵀ + b` for a PyTorch-layout weight `[out, in]` and any number of leading dims.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let y = x.broadcast_matmul(&weight.t()?)?;
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// The additive attention mask `(1 - mask) * finfo(f32).min`, shaped `[batch, 1, 1, keys]`,
+/// as the reference implementations add it to the scaled scores.
+pub fn additive_attention_mask(attention_mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (batch, keys) = attention_mask.dims2()?;
+    let mask = attention_mask.to_dtype(DType::F32)?;
+    let inverted = (mask.ones_like()? - mask)?;
+    (inverted * f32::MIN as f64)?
+        .reshape((batch, 1, 1, keys))?
+        .to_dtype(dtype)
+}
