@@ -39,3 +39,46 @@ pub fn additive_attention_mask(attention_mask: &Tensor, dtype: DType) -> Result<
         .reshape((batch, 1, 1, keys))?
         .to_dtype(dtype)
 }
+
+/// A projection of a pretrained model, frozen during fine-tuning. Every family builds its
+/// projections from this type, named by the Hugging Face module path (e.g.
+/// `bert.encoder.layer.0.attention.self.query`), so that LoRA can later be attached to any of
+/// them by name in one place.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// Hugging Face module path, without `.weight`.
+    pub name: String,
+    /// `[out, in]`, PyTorch layout.
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Reads `{name}.weight` `[out, in]` and, when `with_bias`, `{name}.bias` from `vb`.
+    pub fn load(
+        vb: &candle_nn::VarBuilder,
+        name: &str,
+        in_dim: usize,
+        out_dim: usize,
+        with_bias: bool,
+    ) -> Result<Self> {
+        let module = vb.pp(name);
+        let weight = module.get((out_dim, in_dim), "weight")?;
+        let bias = if with_bias {
+            Some(module.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        let prefix = vb.prefix();
+        let name = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        Ok(Self { name, weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        linear(x, &self.weight, self.bias.as_ref())
+    }
+}
