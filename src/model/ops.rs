@@ -82,3 +82,32 @@ impl Linear {
         linear(x, &self.weight, self.bias.as_ref())
     }
 }
+
+/// `cos` and `sin` tables `[seq_len, head_dim]` for non-interleaved rotary embeddings at
+/// positions `0..seq_len`, from the inverse frequencies `[head_dim / 2]` (computed in f32, then
+/// cast to `dtype`, so reduced-precision models keep accurate angles).
+pub fn rotary_cos_sin(inv_freq: &Tensor, seq_len: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
+    let inv_freq = inv_freq.to_dtype(DType::F32)?.flatten_all()?;
+    let positions =
+        Tensor::arange(0u32, seq_len as u32, inv_freq.device())?.to_dtype(DType::F32)?;
+    let freqs = positions
+        .unsqueeze(1)?
+        .broadcast_mul(&inv_freq.unsqueeze(0)?)?;
+    let angles = Tensor::cat(&[&freqs, &freqs], D::Minus1)?;
+    Ok((
+        angles.cos()?.to_dtype(dtype)?,
+        angles.sin()?.to_dtype(dtype)?,
+    ))
+}
+
+/// Rotary position embedding in the "rotate half" layout (`x * cos + rotate_half(x) * sin`)
+/// for `x` shaped `[..., seq_len, head_dim]`. Built from `narrow`/`cat`/`mul`, so unlike
+/// candle's `rotary_emb::rope*` it has a backward pass.
+pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let head_dim = x.dim(D::Minus1)?;
+    let half = head_dim / 2;
+    let first = x.narrow(D::Minus1, 0, half)?;
+    let second = x.narrow(D::Minus1, half, head_dim - half)?;
+    let rotated = Tensor::cat(&[&second.neg()?, &first], D::Minus1)?;
+    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+}
