@@ -192,7 +192,17 @@ impl LayerNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+        // Mean and variance in f16/bf16 lose too much; normalise in f32 as PyTorch does.
+        match x.dtype() {
+            DType::F16 | DType::BF16 => ops::layer_norm(
+                &x.to_dtype(DType::F32)?,
+                &self.weight.to_dtype(DType::F32)?,
+                &self.bias.to_dtype(DType::F32)?,
+                self.eps,
+            )?
+            .to_dtype(x.dtype()),
+            _ => ops::layer_norm(x, &self.weight, &self.bias, self.eps),
+        }
     }
 }
 
