@@ -1,2 +1,6 @@
 //! The DNA language-model families, their loading, catalog and Hub access.
+pub mod bert;
+pub mod config;
+pub mod heads;
+pub mod load;
 pub mod ops;
