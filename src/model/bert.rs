@@ -49,8 +49,18 @@ impl LayerNorm {
         })
     }
 
+    /// Half-precision inputs are normalised in f32 (as PyTorch's fused kernels do): mean and
+    /// variance over hundreds of features lose too much in f16/bf16.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+        match x.dtype() {
+            DType::F16 | DType::BF16 => {
+                let weight = self.weight.to_dtype(DType::F32)?;
+                let bias = self.bias.to_dtype(DType::F32)?;
+                ops::layer_norm(&x.to_dtype(DType::F32)?, &weight, &bias, self.eps)?
+                    .to_dtype(x.dtype())
+            }
+            _ => ops::layer_norm(x, &self.weight, &self.bias, self.eps),
+        }
     }
 }
 
