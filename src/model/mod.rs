@@ -1,4 +1,8 @@
 //! The DNA language-model families, their loading, catalog and Hub access.
+pub mod bert;
+pub mod config;
 pub mod dnabert2;
 pub mod esm;
+pub mod heads;
+pub mod load;
 pub mod ops;
