@@ -19,11 +19,11 @@ impl eframe::App for DnatuneApp {
             i.raw
                 .dropped_files
                 .iter()
-                .filter_map(|f| f.path.clone())
+                .map(|f| f.path().to_path_buf())
                 .collect()
         });
         self.files.extend(dropped);
-        egui::CentralPanel::default().show_inside(ui, |ui| {
+        egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("dnatune");
             ui.label("Drop FASTA, FASTQ or CSV files onto this window.");
             for file in &self.files {
