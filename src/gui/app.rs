@@ -20,6 +20,7 @@ impl eframe::App for DnatuneApp {
                 .dropped_files
                 .iter()
                 .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
         self.files.extend(dropped);
