@@ -94,6 +94,7 @@ impl HfTokenizer {
             .post_process(content, None, true)
             .map_err(|err| TokenizerError::Encode(err.to_string()))?;
         let mut out = Encoding::with_capacity(full.len());
+        let mut previous_end = 0;
         for ((&id, &(start, end)), sequence) in full
             .get_ids()
             .iter()
@@ -101,8 +102,21 @@ impl HfTokenizer {
             .zip(full.get_sequence_ids())
         {
             // Tokens added by the post-processor belong to no sequence and cover no input.
-            let span = (sequence.is_some() && end > start).then_some((start, end));
-            out.push(id, span);
+            if sequence.is_none() || end <= start {
+                out.push(id, None);
+                continue;
+            }
+            // A normalizer replacement (GENA: a run of >= 10 N becomes one `-`) aligns the token
+            // with the run's last base only; the token stands for the whole run, so it takes the
+            // gap back to the previous token unless that gap is whitespace the normalizer stripped.
+            let gap = seq.get(previous_end..start).unwrap_or("");
+            let start = if !gap.is_empty() && !gap.contains(char::is_whitespace) {
+                previous_end
+            } else {
+                start
+            };
+            out.push(id, Some((start, end)));
+            previous_end = end;
         }
         Ok(out)
     }
