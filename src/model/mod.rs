@@ -1,2 +1,4 @@
 //! The DNA language-model families, their loading, catalog and Hub access.
+pub mod catalog;
+pub mod hub;
 pub mod ops;
