@@ -258,7 +258,7 @@ fn parse_hub_id(text: &str) -> Option<(&str, &str)> {
 fn looks_like_path(text: &str) -> bool {
     text.starts_with(['/', '.', '~'])
         || text.contains('\\')
-        || text.matches('/').count() != 1
+        || text.matches('/').count() > 1
         || Path::new(text).exists()
 }
 
