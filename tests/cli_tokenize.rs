@@ -42,12 +42,19 @@ fn dnatune(args: &[&str], stdin: &str, hf_home: &Path, offline: bool) -> Output 
         command.env_remove("HF_HUB_OFFLINE");
     }
     let mut child = command.spawn().expect("run dnatune");
-    child
+    let written = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
+        .write_all(stdin.as_bytes());
+    // A run that fails early (e.g. offline) exits without reading its input.
+    if let Err(err) = written {
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "write stdin: {err}"
+        );
+    }
     child.wait_with_output().expect("dnatune output")
 }
 
@@ -186,6 +193,7 @@ fn non_utf8_input_names_the_line() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
+    // Small enough for the pipe buffer, so the write completes before dnatune reads it.
     child
         .stdin
         .take()

@@ -147,7 +147,7 @@ impl KmerTokenizer {
             if pos + 1 < k {
                 continue;
             }
-            if out.len() - 1 >= max_content {
+            if out.len() > max_content {
                 return;
             }
             let start = pos + 1 - k;
@@ -177,7 +177,7 @@ impl KmerTokenizer {
             return;
         }
         for start in 0..=upper.len() - self.k {
-            if out.len() - 1 >= max_content {
+            if out.len() > max_content {
                 return;
             }
             let kmer = &upper[start..start + self.k];
@@ -199,7 +199,7 @@ impl KmerTokenizer {
         let mut word = String::new();
         let mut i = 0;
         let push = |word: &mut String, out: &mut Encoding| {
-            if !word.is_empty() && out.len() - 1 < max_content {
+            if !word.is_empty() && out.len() <= max_content {
                 let id = self
                     .vocab
                     .get(word.as_str())
@@ -215,7 +215,7 @@ impl KmerTokenizer {
                 i + n <= kmer.len() && kmer[i..i + n].iter().copied().eq(s.chars())
             }) {
                 push(&mut word, out);
-                if out.len() - 1 < max_content {
+                if out.len() <= max_content {
                     out.push(self.vocab[*special], span);
                 }
                 i += special.len();

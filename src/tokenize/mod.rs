@@ -151,7 +151,9 @@ impl ModelFiles {
     fn tokenizer_max_length(&self) -> Option<usize> {
         ["model_max_length", "max_len"].iter().find_map(|key| {
             let value = self.tokenizer_config.get(*key)?.as_f64()?;
-            (value >= 1.0 && value <= 1_000_000.0).then_some(value as usize)
+            (1.0..=1_000_000.0)
+                .contains(&value)
+                .then_some(value as usize)
         })
     }
 

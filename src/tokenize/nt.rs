@@ -92,12 +92,12 @@ impl NtTokenizer {
         let bytes = seq.as_bytes();
         let mut pos = 0;
         let mut unmatched_from: Option<usize> = None;
-        while pos < bytes.len() && out.len() - 1 < max_content {
+        while pos < bytes.len() && out.len() <= max_content {
             match self.longest_match(seq, pos) {
                 Some((len, id)) => {
                     if let Some(from) = unmatched_from.take() {
                         self.push_unknown_pieces(seq, from, pos, max_content, &mut out);
-                        if out.len() - 1 >= max_content {
+                        if out.len() > max_content {
                             break;
                         }
                     }
@@ -154,7 +154,7 @@ impl NtTokenizer {
         {
             if c.is_whitespace() {
                 if let Some(start) = piece_start.take() {
-                    if out.len() - 1 >= max_content {
+                    if out.len() > max_content {
                         return;
                     }
                     out.push(self.unk_id, Some((from + start, from + offset)));
