@@ -279,3 +279,42 @@ fn real_dnabert_vocabularies_for_every_k() {
         );
     }
 }
+
+#[test]
+fn a_folder_without_tokenizer_files_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "bert"}"#).unwrap();
+    let err = Tokenizer::from_model_dir(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&dir.path().display().to_string())
+            && err.contains("tokenizer.json or vocab.txt"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("tokenizer.json"), "{ not json").unwrap();
+    let err = Tokenizer::from_model_dir(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        "{\"model_max_length\": ",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("vocab.txt"),
+        "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nAAA\n",
+    )
+    .unwrap();
+    let err = Tokenizer::from_model_dir(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tokenizer_config.json") && err.contains("not valid JSON"),
+        "{err}"
+    );
+}
