@@ -1,8 +1,10 @@
 //! The DNA language-model families, their loading, catalog and Hub access.
 pub mod bert;
+pub mod catalog;
 pub mod config;
 pub mod dnabert2;
 pub mod esm;
 pub mod heads;
+pub mod hub;
 pub mod load;
 pub mod ops;
