@@ -8,3 +8,4 @@ pub mod heads;
 pub mod hub;
 pub mod load;
 pub mod ops;
+pub mod encoder;
