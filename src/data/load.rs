@@ -138,6 +138,7 @@ pub fn load_with_progress(
         .map(|p| std::fs::metadata(&p.path).map_or(0, |m| m.len()))
         .sum();
     let mut bytes_done = 0u64;
+    let mut per_file = Vec::with_capacity(plan.len());
     const PROGRESS_STEP: u64 = 4 << 20;
 
     for (file_index, planned) in plan.iter().enumerate() {
@@ -182,12 +183,7 @@ pub fn load_with_progress(
                 result
             })?,
         };
-        if file_stats.records == 0 && file_stats.empty > 0 {
-            return Err(DataError::AllRecordsEmpty {
-                path: planned.path.clone(),
-                records: file_stats.empty,
-            });
-        }
+        per_file.push(file_stats);
         loader.data.files.push(InputFile {
             path: planned.path.clone(),
             sha256,
@@ -199,7 +195,7 @@ pub fn load_with_progress(
         bytes_done += bytes_read.load(Ordering::Relaxed);
     }
 
-    loader.finish(options, &plan)
+    loader.finish(options, &plan, &per_file)
 }
 
 /// One file to read, after glob expansion.
@@ -469,7 +465,13 @@ impl Loader {
         Ok(())
     }
 
-    fn finish(mut self, options: &LoadOptions, plan: &[PlannedFile]) -> Result<LoadedData, DataError> {
+    /// Checks what can only be judged once everything is read, then fixes the class order.
+    fn finish(
+        mut self,
+        options: &LoadOptions,
+        plan: &[PlannedFile],
+        per_file: &[FileStats],
+    ) -> Result<LoadedData, DataError> {
         self.ensure_counts();
         let mut per_class = vec![0u64; self.classes.names().len()];
         for record in &self.data.records {
@@ -487,6 +489,15 @@ impl Loader {
                     class: name.clone(),
                     files: files.join(", "),
                     empty_records: self.data.normalization[class].empty_records,
+                });
+            }
+        }
+        // After the class check, so that a class with no records is reported as such.
+        for (planned, stats) in plan.iter().zip(per_file) {
+            if stats.records == 0 && stats.empty > 0 {
+                return Err(DataError::AllRecordsEmpty {
+                    path: planned.path.clone(),
+                    records: stats.empty,
                 });
             }
         }

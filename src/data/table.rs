@@ -13,7 +13,7 @@
 //!   row and turned back into the original sequence (k + n_kmers − 1 bases).
 
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 
@@ -81,19 +81,22 @@ pub(crate) fn read_table_file(
         let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
         let (_, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
         let mut buffered = BufReader::with_capacity(1 << 20, decoded);
-        let head = buffered.fill_buf().map_err(|e| read_error(path, e))?;
-        if head.trim_ascii().is_empty() {
-            return Err(DataError::EmptyFile {
+        // The first line decides the delimiter; it is then handed to the CSV reader again.
+        let mut first_line = Vec::new();
+        buffered
+            .read_until(b'\n', &mut first_line)
+            .map_err(|e| read_error(path, e))?;
+        if first_line.trim_ascii().is_empty() && buffered.fill_buf().map_or(true, |b| b.is_empty()) {
+            return Err(DataError::EmptyTable {
                 path: path.to_path_buf(),
             });
         }
-        let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
         let delimiter = if first_line.contains(&b'\t') { b'\t' } else { b',' };
         let mut csv_reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(buffered);
+            .from_reader(std::io::Cursor::new(first_line).chain(buffered));
 
         let mut row = csv::ByteRecord::new();
         let mut pending_first_row = None;
