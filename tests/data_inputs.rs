@@ -117,7 +117,11 @@ fn fasta_without_header_line_says_to_add_one() {
 #[test]
 fn header_with_no_sequence_is_skipped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "a.fa", b">r1\nACGT\n>r2 nothing here\n>r3\nGG\n>r4\n");
+    let path = write(
+        dir.path(),
+        "a.fa",
+        b">r1\nACGT\n>r2 nothing here\n>r3\nGG\n>r4\n",
+    );
     let data = load(&classes(&[("a", &path)])).unwrap();
     assert_eq!(sequences(&data), ["ACGT", "GG"]);
     assert_eq!(data.normalization[0].empty_records, 2);
@@ -149,7 +153,11 @@ fn crlf_line_endings_work() {
     assert_eq!(data.records[1].line, 5);
     assert_eq!(data.normalization[0].lowercase_bases, 4);
 
-    let bad = write(dir.path(), "winbad.fa", b">r1\r\nACGT\r\n>r2\r\nAAAA\r\nAC!T\r\n");
+    let bad = write(
+        dir.path(),
+        "winbad.fa",
+        b">r1\r\nACGT\r\n>r2\r\nAAAA\r\nAC!T\r\n",
+    );
     let message = error_naming(load(&classes(&[("a", &bad)])), &bad);
     assert!(message.contains("line 5, column 3"), "{message}");
 }
@@ -161,11 +169,21 @@ fn non_iupac_character_names_record_line_column_and_character() {
     let message = error_naming(load(&classes(&[("a", &path)])), &path);
     assert!(message.contains("record 'r2'"), "{message}");
     assert!(message.contains("line 5, column 3"), "{message}");
-    assert!(message.contains("'X' is not a nucleotide code"), "{message}");
+    assert!(
+        message.contains("'X' is not a nucleotide code"),
+        "{message}"
+    );
 
-    let fastq = write(dir.path(), "reads.fq", b"@q1\nACGT\n+\nIIII\n@q2\nAC\x01T\n+\nIIII\n");
+    let fastq = write(
+        dir.path(),
+        "reads.fq",
+        b"@q1\nACGT\n+\nIIII\n@q2\nAC\x01T\n+\nIIII\n",
+    );
     let message = error_naming(load(&classes(&[("a", &fastq)])), &fastq);
-    assert!(message.contains("record 'q2', line 6, column 3: byte 0x01"), "{message}");
+    assert!(
+        message.contains("record 'q2', line 6, column 3: byte 0x01"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -174,28 +192,47 @@ fn truncated_gzip_is_reported_with_the_last_good_record() {
     let mut fasta = Vec::new();
     for i in 0..2000 {
         // Varied sequence so that it does not compress to almost nothing.
-        let seq: String = (0..200).map(|j| b"ACGT"[(i * 7 + j * j * 13 + j / 3) % 4] as char).collect();
+        let seq: String = (0..200)
+            .map(|j| b"ACGT"[(i * 7 + j * j * 13 + j / 3) % 4] as char)
+            .collect();
         writeln!(fasta, ">rec{i}\n{seq}").unwrap();
     }
     let compressed = gzip(&fasta);
-    let path = write(dir.path(), "cut.fa.gz", &compressed[..compressed.len() * 2 / 3]);
+    let path = write(
+        dir.path(),
+        "cut.fa.gz",
+        &compressed[..compressed.len() * 2 / 3],
+    );
     let message = error_naming(load(&classes(&[("a", &path)])), &path);
     assert!(message.contains("truncated or corrupt"), "{message}");
-    assert!(message.contains("last complete record read was 'rec"), "{message}");
+    assert!(
+        message.contains("last complete record read was 'rec"),
+        "{message}"
+    );
 }
 
 #[test]
 fn header_regex_that_matches_no_record_names_file_and_first_header() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "mixed.fa", b">s1 class=phage\nACGT\n>s2 kind=host\nACGT\n");
+    let path = write(
+        dir.path(),
+        "mixed.fa",
+        b">s1 class=phage\nACGT\n>s2 kind=host\nACGT\n",
+    );
     let options = LoadOptions {
         header_labelled: vec![path.display().to_string()],
         header_label: Some(HeaderLabelRule::Regex("type=(\\w+)".into())),
         ..LoadOptions::default()
     };
     let message = error_naming(load(&options), &path);
-    assert!(message.contains("line 1: header 's1 class=phage'"), "{message}");
-    assert!(message.contains("0 earlier records had a label"), "{message}");
+    assert!(
+        message.contains("line 1: header 's1 class=phage'"),
+        "{message}"
+    );
+    assert!(
+        message.contains("0 earlier records had a label"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -204,13 +241,20 @@ fn class_with_zero_usable_records_is_an_error() {
     let good = write(dir.path(), "good.fa", b">r1\nACGT\n");
     let gaps = write(dir.path(), "gaps.fa", b">r1\n----\n>r2\n..\n");
     let message = error_naming(load(&classes(&[("good", &good), ("gappy", &gaps)])), &gaps);
-    assert!(message.contains("class 'gappy' has no usable records (2 empty records skipped)"), "{message}");
+    assert!(
+        message.contains("class 'gappy' has no usable records (2 empty records skipped)"),
+        "{message}"
+    );
 }
 
 #[test]
 fn csv_without_the_named_column_lists_the_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "t.csv", b"seq_text,is_promoter\nACGTACGTACGT,1\n");
+    let path = write(
+        dir.path(),
+        "t.csv",
+        b"seq_text,is_promoter\nACGTACGTACGT,1\n",
+    );
     let mut options = tables(std::slice::from_ref(&path));
     options.tables[0].sequence_column = Some("sequence".into());
     let message = error_naming(load(&options), &path);
@@ -232,7 +276,10 @@ fn glob_that_matches_nothing_is_an_error() {
         ..LoadOptions::default()
     };
     let message = load(&options).unwrap_err().to_string();
-    assert!(message.contains(&pattern) && message.contains("matches no file"), "{message}");
+    assert!(
+        message.contains(&pattern) && message.contains("matches no file"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -253,7 +300,10 @@ fn label_regex_needs_exactly_one_capture_group() {
         ..LoadOptions::default()
     };
     let message = load(&options).unwrap_err().to_string();
-    assert!(message.contains("has 2 capture groups; it needs exactly one"), "{message}");
+    assert!(
+        message.contains("has 2 capture groups; it needs exactly one"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -271,7 +321,10 @@ fn test_regex_that_matches_nothing_is_an_error() {
     let mut options = classes(&[("a", &path)]);
     options.test_regex = Some("^chr8_".into());
     let message = load(&options).unwrap_err().to_string();
-    assert!(message.contains("`^chr8_` matches no record header"), "{message}");
+    assert!(
+        message.contains("`^chr8_` matches no record header"),
+        "{message}"
+    );
 }
 
 // ---------------------------------------------------------------- formats and labels
@@ -362,7 +415,11 @@ fn labels_from_headers_by_regex_and_by_pipe_suffix() {
     assert_eq!(records_per_class(&data), [2, 1]);
     assert_eq!(data.files[0].class, None);
 
-    let piped = write(dir.path(), "piped.fa", b">chr1:1-5|enh\nACGT\n>chr2:1-5|non\nAAAA\n");
+    let piped = write(
+        dir.path(),
+        "piped.fa",
+        b">chr1:1-5|enh\nACGT\n>chr2:1-5|non\nAAAA\n",
+    );
     let options = LoadOptions {
         header_labelled: vec![piped.display().to_string()],
         header_label: Some(HeaderLabelRule::from_cli("|")),
@@ -389,7 +446,13 @@ fn test_set_designation_by_file_and_by_header_regex() {
         .collect();
     assert_eq!(
         designated,
-        [("chr1_1", false), ("chr8_1", true), ("chr8_2", true), ("chr3_2", false), ("chr2_1", true)]
+        [
+            ("chr1_1", false),
+            ("chr8_1", true),
+            ("chr8_2", true),
+            ("chr3_2", false),
+            ("chr2_1", true)
+        ]
     );
     assert_eq!(data.classes, ["pos", "neg"]);
     assert!(data.files[2].designated_test);
@@ -414,7 +477,11 @@ fn tables_with_header_index_column_and_numeric_label_order() {
     assert_eq!(data.files[0].format, InputFormat::Table);
 
     // TSV with user-named columns; the id column is used when named `id`.
-    let tsv = write(dir.path(), "t.tsv", b"id\tdna_seq\ttissue\nx1\tACGTACGTAAA\tliver\n");
+    let tsv = write(
+        dir.path(),
+        "t.tsv",
+        b"id\tdna_seq\ttissue\nx1\tACGTACGTAAA\tliver\n",
+    );
     let mut options = tables(std::slice::from_ref(&tsv));
     options.tables[0].sequence_column = Some("dna_seq".into());
     options.tables[0].label_column = Some("tissue".into());
@@ -441,7 +508,10 @@ fn table_without_header_is_detected_from_its_first_row() {
     let mut options = tables(std::slice::from_ref(&path));
     options.tables[0].label_column = Some("label".into());
     let message = error_naming(load(&options), &path);
-    assert!(message.contains("no header line, so use numbers"), "{message}");
+    assert!(
+        message.contains("no header line, so use numbers"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -456,9 +526,16 @@ fn kmer_table_is_turned_back_into_sequences() {
     assert_eq!(data.files[0].format, InputFormat::KmerTable);
     assert_eq!(sequences(&data), ["ACGTACGT", "TTTAAAC"]);
 
-    let broken = write(dir.path(), "bad.tsv", b"sequence\tlabel\nACGTAC CGTACG\t1\nACGTAC TTTTTT\t0\n");
+    let broken = write(
+        dir.path(),
+        "bad.tsv",
+        b"sequence\tlabel\nACGTAC CGTACG\t1\nACGTAC TTTTTT\t0\n",
+    );
     let message = error_naming(load(&tables(std::slice::from_ref(&broken))), &broken);
-    assert!(message.contains("line 3") && message.contains("do not overlap"), "{message}");
+    assert!(
+        message.contains("line 3") && message.contains("do not overlap"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -483,7 +560,9 @@ fn shared(relative: &str) -> Option<PathBuf> {
 
 #[test]
 fn real_enhancer_fasta_with_crlf() {
-    let Some(dir) = shared("enhancers_human_ienhancer2l") else { return };
+    let Some(dir) = shared("enhancers_human_ienhancer2l") else {
+        return;
+    };
     let mut options = classes(&[
         ("enhancer", &dir.join("enhancer.cv.txt")),
         ("non_enhancer", &dir.join("non.cv.txt")),
@@ -496,15 +575,24 @@ fn real_enhancer_fasta_with_crlf() {
     assert_eq!(data.classes, ["enhancer", "non_enhancer"]);
     // README: 1,484 + 1,484 cross-validation and 200 + 200 independent-test records.
     assert_eq!(records_per_class(&data), [1484 + 200, 1484 + 200]);
-    assert_eq!(data.records.iter().filter(|r| r.designated_test).count(), 400);
+    assert_eq!(
+        data.records.iter().filter(|r| r.designated_test).count(),
+        400
+    );
     assert!(data.records.iter().all(|r| r.len == 200));
     assert!(data.bases.iter().all(|b| b"ACGTN".contains(b)));
-    assert!(data.records[0].header.starts_with("CHR"), "{}", data.records[0].header);
+    assert!(
+        data.records[0].header.starts_with("CHR"),
+        "{}",
+        data.records[0].header
+    );
 }
 
 #[test]
 fn real_cnnprom_gzipped_fasta() {
-    let Some(dir) = shared("promoters_cnnprom") else { return };
+    let Some(dir) = shared("promoters_cnnprom") else {
+        return;
+    };
     let pattern = format!("{}/Ecoli_*.fa.gz", dir.display());
     let options = LoadOptions {
         class_inputs: vec![ClassInput::parse(&pattern).unwrap()],
@@ -528,8 +616,12 @@ fn real_cnnprom_gzipped_fasta() {
 
 #[test]
 fn real_gena_promoter_folds() {
-    let Some(dir) = shared("promoters_human_epd_gena300") else { return };
-    let folds: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("fold_{i}.csv.gz"))).collect();
+    let Some(dir) = shared("promoters_human_epd_gena300") else {
+        return;
+    };
+    let folds: Vec<PathBuf> = (1..=5)
+        .map(|i| dir.join(format!("fold_{i}.csv.gz")))
+        .collect();
     let data = load(&tables(&folds)).unwrap();
     assert_eq!(data.classes, ["0", "1"]);
     assert_eq!(records_per_class(&data), [29_598, 29_598]);
@@ -540,7 +632,9 @@ fn real_gena_promoter_folds() {
 
 #[test]
 fn real_ipromoter_csv_lowercase_with_upper_tss() {
-    let Some(path) = shared("promoters_ecoli_ipromoter2l/v9d3.csv.gz") else { return };
+    let Some(path) = shared("promoters_ecoli_ipromoter2l/v9d3.csv.gz") else {
+        return;
+    };
     let data = load(&tables(&[path])).unwrap();
     assert_eq!(data.classes, ["0", "1"]);
     assert_eq!(records_per_class(&data), [2860, 2860]);
@@ -553,7 +647,9 @@ fn real_ipromoter_csv_lowercase_with_upper_tss() {
 
 #[test]
 fn real_viraminer_headerless_csv() {
-    let Some(dir) = shared("viral_contigs_viraminer") else { return };
+    let Some(dir) = shared("viral_contigs_viraminer") else {
+        return;
+    };
     let options = LoadOptions {
         tables: vec![TableInput {
             path: format!("{}/*.csv.gz", dir.display()),
@@ -581,7 +677,9 @@ fn real_dnabert2_sample_csvs() {
 
 #[test]
 fn real_dnabert1_kmer_tsv() {
-    let Some(path) = shared("formats/dnabert1_prom_core_6mer_dev.tsv") else { return };
+    let Some(path) = shared("formats/dnabert1_prom_core_6mer_dev.tsv") else {
+        return;
+    };
     let data = load(&tables(&[path])).unwrap();
     assert_eq!(data.files[0].format, InputFormat::KmerTable);
     assert_eq!(records_per_class(&data), [500, 500]);
@@ -591,8 +689,12 @@ fn real_dnabert1_kmer_tsv() {
 
 #[test]
 fn real_phage_and_bacterial_genomes() {
-    let Some(phage) = shared("genomes/phage") else { return };
-    let Some(ecoli) = shared("genomes/bacteria/bowtie_E.coli_536_NC_008253.fna.gz") else { return };
+    let Some(phage) = shared("genomes/phage") else {
+        return;
+    };
+    let Some(ecoli) = shared("genomes/bacteria/bowtie_E.coli_536_NC_008253.fna.gz") else {
+        return;
+    };
     let options = LoadOptions {
         class_inputs: vec![
             ClassInput::parse(&format!("phage={}/*.fa*", phage.display())).unwrap(),
@@ -604,7 +706,10 @@ fn real_phage_and_bacterial_genomes() {
     assert_eq!(data.classes, ["phage", "bacteria"]);
     // 6 single-genome files + 100 microviruses; E. coli 536 is one record.
     assert_eq!(records_per_class(&data), [106, 1]);
-    let lambda = data.records.iter().find(|r| r.id() == "gi|9626243|ref|NC_001416.1|");
+    let lambda = data
+        .records
+        .iter()
+        .find(|r| r.id() == "gi|9626243|ref|NC_001416.1|");
     let lambda = lambda.or_else(|| data.records.iter().find(|r| r.len == 48_502));
     assert_eq!(lambda.map(|r| r.len), Some(48_502));
     let genome = data.records.iter().find(|r| r.class == 1).unwrap();
@@ -612,6 +717,14 @@ fn real_phage_and_bacterial_genomes() {
     assert_eq!(genome.line, 1);
     // The microviruses hold one R and one Y.
     assert_eq!(data.normalization[0].ambiguous_to_n, 2);
-    let phage_bases: u64 = data.records.iter().filter(|r| r.class == 0).map(|r| u64::from(r.len)).sum();
-    assert_eq!(phage_bases, 48_502 + 101_130 + 42_722 + 37_253 + 58_758 + 140_135 + 586_883);
+    let phage_bases: u64 = data
+        .records
+        .iter()
+        .filter(|r| r.class == 0)
+        .map(|r| u64::from(r.len))
+        .sum();
+    assert_eq!(
+        phage_bases,
+        48_502 + 101_130 + 42_722 + 37_253 + 58_758 + 140_135 + 586_883
+    );
 }

@@ -257,7 +257,9 @@ fn parse_error(
             path: path.to_path_buf(),
             line,
             record,
-            detail: after("the file ends in the middle of a record; it may be cut short, get a complete copy"),
+            detail: after(
+                "the file ends in the middle of a record; it may be cut short, get a complete copy",
+            ),
         },
         ParseErrorKind::InvalidStart => DataError::Malformed {
             path: path.to_path_buf(),
@@ -334,9 +336,7 @@ fn describe_unknown_start(path: &Path) -> DataError {
         let shown = String::from_utf8_lossy(&first_line[..first_line.len().min(60)]);
         let shown = shown.trim_end();
         if first_line.contains(&b',') || first_line.contains(&b'\t') {
-            format!(
-                "line 1 is '{shown}', which looks like a table; give tables with --table PATH"
-            )
+            format!("line 1 is '{shown}', which looks like a table; give tables with --table PATH")
         } else {
             format!(
                 "line 1 is '{shown}', but a FASTA file starts with a header line '>name' (FASTQ: '@name'); add one before the sequence"

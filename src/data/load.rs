@@ -156,13 +156,20 @@ pub fn load_with_progress(
                 });
             }
         };
-        let class = planned.class.as_deref().map(|name| loader.classes.intern(name));
+        let class = planned
+            .class
+            .as_deref()
+            .map(|name| loader.classes.intern(name));
         loader.ensure_counts();
         let file_number = file_index as u32;
         let mut file_stats = FileStats::default();
         let (format, sha256) = match &planned.source {
             Source::Fasta => {
-                let labeller = if class.is_none() { labeller.as_ref() } else { None };
+                let labeller = if class.is_none() {
+                    labeller.as_ref()
+                } else {
+                    None
+                };
                 read_fastx_file(&planned.path, &bytes_read, |raw| {
                     let result = loader.add_fastx_record(
                         &planned.path,
@@ -178,7 +185,8 @@ pub fn load_with_progress(
                 })?
             }
             Source::Table(input) => read_table_file(&planned.path, input, &bytes_read, |row| {
-                let result = loader.add_table_row(&planned.path, file_number, &row, &mut file_stats);
+                let result =
+                    loader.add_table_row(&planned.path, file_number, &row, &mut file_stats);
                 report(false, file_index);
                 result
             })?,
@@ -264,7 +272,11 @@ fn plan_inputs(options: &LoadOptions) -> Result<Vec<PlannedFile>, DataError> {
                 designated_test: false,
                 source: Source::Fasta,
             };
-            add(&mut plan, file, format!("a header-labelled input ({pattern})"))?;
+            add(
+                &mut plan,
+                file,
+                format!("a header-labelled input ({pattern})"),
+            )?;
         }
     }
     for table in &options.tables {
@@ -350,7 +362,9 @@ impl Loader {
     fn ensure_counts(&mut self) {
         let n = self.classes.names().len();
         if self.data.normalization.len() < n {
-            self.data.normalization.resize(n, NormalizationCounts::default());
+            self.data
+                .normalization
+                .resize(n, NormalizationCounts::default());
         }
     }
 
@@ -398,7 +412,16 @@ impl Loader {
                 character: describe_byte(bad.byte),
             });
         }
-        self.push_record(path, file, class, header.into_owned(), raw.line, offset, file_is_test, stats)
+        self.push_record(
+            path,
+            file,
+            class,
+            header.into_owned(),
+            raw.line,
+            offset,
+            file_is_test,
+            stats,
+        )
     }
 
     fn add_table_row(
@@ -418,10 +441,23 @@ impl Loader {
                 record: row.header.to_string(),
                 line: row.line,
                 column: bad.index as u64 + 1,
-                character: format!("{} (position {} of the sequence)", describe_byte(bad.byte), bad.index + 1),
+                character: format!(
+                    "{} (position {} of the sequence)",
+                    describe_byte(bad.byte),
+                    bad.index + 1
+                ),
             });
         }
-        self.push_record(path, file, class, row.header.to_string(), row.line, offset, false, stats)
+        self.push_record(
+            path,
+            file,
+            class,
+            row.header.to_string(),
+            row.line,
+            offset,
+            false,
+            stats,
+        )
     }
 
     /// Records the bases appended since `offset` as one record, or counts an empty one.
@@ -450,7 +486,10 @@ impl Loader {
             len: len as u64,
             max: u64::from(u32::MAX),
         })?;
-        let regex_test = self.test_regex.as_ref().is_some_and(|r| r.is_match(&header));
+        let regex_test = self
+            .test_regex
+            .as_ref()
+            .is_some_and(|r| r.is_match(&header));
         self.test_regex_matches += u64::from(regex_test);
         self.data.records.push(Record {
             header,

@@ -10,6 +10,8 @@ mod types;
 
 pub use error::DataError;
 pub use label::HeaderLabelRule;
-pub use load::{default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress};
+pub use load::{
+    default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress,
+};
 pub use table::TableInput;
 pub use types::*;

@@ -25,6 +25,10 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
     };
     let path = dir.join(relative);
     // The folder is there, so a missing file is a broken test, not a reason to skip.
-    assert!(path.exists(), "{} is missing from the shared folder", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing from the shared folder",
+        path.display()
+    );
     Some(path)
 }
