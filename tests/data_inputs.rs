@@ -728,3 +728,34 @@ fn real_phage_and_bacterial_genomes() {
         48_502 + 101_130 + 42_722 + 37_253 + 58_758 + 140_135 + 586_883
     );
 }
+
+#[test]
+fn invalid_character_in_a_table_names_row_and_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "t.csv",
+        b"sequence,label\nACGTACGTACGT,0\nACGTZCGTACGT,1\n",
+    );
+    let message = error_naming(load(&tables(std::slice::from_ref(&path))), &path);
+    assert!(
+        message.contains("line 3, base 5 of the sequence: 'Z'"),
+        "{message}"
+    );
+}
+
+#[test]
+fn header_labels_need_both_a_rule_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.fa", b">s1|x\nACGT\n");
+    let without_rule = LoadOptions {
+        header_labelled: vec![path.display().to_string()],
+        ..LoadOptions::default()
+    };
+    let message = load(&without_rule).unwrap_err().to_string();
+    assert!(message.contains("no rule to find the label"), "{message}");
+    let mut without_files = classes(&[("a", &path)]);
+    without_files.header_label = Some(HeaderLabelRule::PipeSuffix);
+    let message = load(&without_files).unwrap_err().to_string();
+    assert!(message.contains("no file to read labels from"), "{message}");
+}

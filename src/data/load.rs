@@ -111,14 +111,9 @@ pub fn load_with_progress(
     let plan = plan_inputs(options)?;
     let labeller = match (&options.header_label, options.header_labelled.is_empty()) {
         (Some(rule), false) => Some(HeaderLabeller::new(rule)?),
-        (None, false) => {
-            return Err(DataError::BadArgument {
-                option: "--labels-from-header",
-                spec: String::new(),
-                reason: "files whose labels come from headers were given, but no rule to find the label; give a regex with one capture group, or '|' for the `header|label` convention".to_string(),
-            })
-        }
-        (_, true) => None,
+        (None, false) => return Err(DataError::MissingHeaderLabelRule),
+        (Some(_), true) => return Err(DataError::HeaderLabelRuleWithoutFiles),
+        (None, true) => None,
     };
     let test_regex = options
         .test_regex
@@ -407,8 +402,7 @@ impl Loader {
             return Err(DataError::InvalidCharacter {
                 path: path.to_path_buf(),
                 record: record_id(raw.header).into_owned(),
-                line: raw.line + 1 + lines_before,
-                column,
+                location: format!("line {}, column {column}", raw.line + 1 + lines_before),
                 character: describe_byte(bad.byte),
             });
         }
@@ -439,13 +433,8 @@ impl Loader {
             return Err(DataError::InvalidCharacter {
                 path: path.to_path_buf(),
                 record: row.header.to_string(),
-                line: row.line,
-                column: bad.index as u64 + 1,
-                character: format!(
-                    "{} (position {} of the sequence)",
-                    describe_byte(bad.byte),
-                    bad.index + 1
-                ),
+                location: format!("line {}, base {} of the sequence", row.line, bad.index + 1),
+                character: describe_byte(bad.byte),
             });
         }
         self.push_record(
@@ -566,13 +555,10 @@ impl Loader {
     }
 }
 
-/// A FASTA file always has a class or a labeller; reaching here is a bug, reported not panicked.
-fn unreachable_class(path: &Path) -> Result<u32, DataError> {
-    Err(DataError::BadArgument {
-        option: "--labels-from-header",
-        spec: path.display().to_string(),
-        reason: "this file has neither a class nor a header label rule".to_string(),
-    })
+/// A FASTA file always has a class or a labeller (checked up front); reaching here would be
+/// a bug, reported rather than panicked.
+fn unreachable_class(_path: &Path) -> Result<u32, DataError> {
+    Err(DataError::MissingHeaderLabelRule)
 }
 
 #[cfg(test)]
