@@ -1,5 +1,17 @@
 //! Reading, labelling, windowing and splitting sequence data.
 
+mod error;
+mod fastx;
+mod label;
+mod load;
+pub mod normalize;
+mod table;
 mod types;
 
+pub use error::DataError;
+pub use label::HeaderLabelRule;
+pub use load::{
+    default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress,
+};
+pub use table::TableInput;
 pub use types::*;
