@@ -5,6 +5,7 @@ mod fastx;
 mod label;
 mod load;
 pub mod normalize;
+mod sequences;
 mod table;
 mod types;
 
@@ -13,5 +14,6 @@ pub use label::HeaderLabelRule;
 pub use load::{
     default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress,
 };
+pub use sequences::{read_sequences, SequenceRecord};
 pub use table::TableInput;
 pub use types::*;

@@ -93,7 +93,11 @@ impl LoadedEncoder {
 
 /// Reads `dir` (a local folder in Hugging Face layout), detects the family from `config.json`
 /// and builds its encoder in `dtype` on `device`.
-pub fn load_encoder(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedEncoder, ModelError> {
+pub fn load_encoder(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<LoadedEncoder, ModelError> {
     let config = ModelConfig::from_dir(dir)?;
     let weights = Weights::from_dir(dir)?;
     let family = config.family;
