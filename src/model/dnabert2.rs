@@ -291,6 +291,8 @@ pub struct Dnabert2Model {
 impl Dnabert2Model {
     /// Builds the encoder from `vb` rooted at the checkpoint root (tensors named `bert.…`).
     pub fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self, ModelError> {
+        // Also when the config did not come through `from_model_config`.
+        cfg.validate(Path::new("config.json"))?;
         let hidden = cfg.hidden_size;
         let embeddings = vb.pp("bert").pp("embeddings");
         let word_embeddings = embeddings.get((cfg.vocab_size, hidden), "word_embeddings.weight")?;

@@ -369,6 +369,8 @@ pub struct EsmModel {
 impl EsmModel {
     /// Builds the encoder from `vb` rooted at the checkpoint root (tensors named `esm.…`).
     pub fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self, ModelError> {
+        // Also when the config did not come through `from_model_config`.
+        cfg.validate(Path::new("config.json"))?;
         let esm = vb.pp("esm");
         let hidden = cfg.hidden_size;
         let embeddings = esm.pp("embeddings");
