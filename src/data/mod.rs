@@ -1,5 +1,11 @@
 //! Reading, labelling, windowing and splitting sequence data.
 
+mod error;
+mod fastx;
+mod label;
+mod load;
+pub mod normalize;
+mod table;
 mod types;
 
 pub mod dataset;
@@ -10,8 +16,12 @@ pub mod split;
 pub mod window;
 
 pub use dataset::{Dataset, DatasetError, DatasetOptions};
+pub use error::DataError;
+pub use label::HeaderLabelRule;
+pub use load::{default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress};
 pub use manifest::Manifest;
 pub use qc::QcReport;
 pub use split::SplitFractions;
+pub use table::TableInput;
 pub use types::*;
 pub use window::WindowOptions;

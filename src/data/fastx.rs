@@ -1,0 +1,352 @@
+//! Streaming FASTA/FASTQ reading (plain, gzip/bgzip, xz, zstd, bzip2 — detected by content,
+//! via needletail), with the file's sha256 computed from the same bytes as they are read.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use needletail::errors::{ParseError, ParseErrorKind};
+use needletail::parser::Format;
+use sha2::{Digest, Sha256};
+
+use super::error::DataError;
+use super::types::InputFormat;
+
+/// Passes bytes through while hashing them and counting them (for progress).
+pub(crate) struct DigestReader<'a, R> {
+    inner: R,
+    hasher: &'a mut Sha256,
+    bytes_read: &'a AtomicU64,
+}
+
+impl<'a, R: Read> DigestReader<'a, R> {
+    pub(crate) fn new(inner: R, hasher: &'a mut Sha256, bytes_read: &'a AtomicU64) -> Self {
+        DigestReader {
+            inner,
+            hasher,
+            bytes_read,
+        }
+    }
+}
+
+impl<R: Read> Read for DigestReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Hashes whatever a parser left unread (e.g. padding after the last gzip member), so the
+/// digest always covers the whole file, and returns it as hex.
+pub(crate) fn finish_digest(
+    path: &Path,
+    file: &mut File,
+    mut hasher: Sha256,
+    bytes_read: &AtomicU64,
+) -> Result<String, DataError> {
+    let rest = io::copy(file, &mut hasher).map_err(|e| DataError::io(path, e))?;
+    bytes_read.fetch_add(rest, Ordering::Relaxed);
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Opens an input, with a clear error for a path that does not exist.
+pub(crate) fn open_input(path: &Path) -> Result<File, DataError> {
+    File::open(path).map_err(|err| {
+        if err.kind() == io::ErrorKind::NotFound {
+            DataError::MissingFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            DataError::io(path, err)
+        }
+    })
+}
+
+/// A compression format, recognised by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    pub(crate) fn detect(first_bytes: &[u8]) -> Self {
+        match first_bytes {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [b'B', b'Z', b'h', ..] => Compression::Bzip2,
+            [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Compression::Xz,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// Wraps `reader` in the decompressor its first bytes call for (gzip members, bgzip included,
+/// are read to the end).
+pub(crate) fn decompress<'a, R: Read + Send + 'a>(
+    mut reader: R,
+) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
+    let mut magic = [0u8; 6];
+    let mut filled = 0;
+    while filled < magic.len() {
+        match reader.read(&mut magic[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let compression = Compression::detect(&magic[..filled]);
+    let whole = io::Cursor::new(magic).take(filled as u64).chain(reader);
+    let boxed: Box<dyn Read + Send + 'a> = match compression {
+        Compression::None => Box::new(whole),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(whole)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(whole)),
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(whole)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(whole)?),
+    };
+    Ok((compression, boxed))
+}
+
+/// One record as the parser sees it, before normalisation.
+pub(crate) struct RawRecord<'r> {
+    /// The header line without `>`/`@` and without a trailing `\r`.
+    pub header: &'r [u8],
+    /// 1-based line of the header.
+    pub line: u64,
+    /// The sequence text; for FASTA it may span lines (`\n`, `\r` included).
+    pub raw_seq: &'r [u8],
+}
+
+/// Reads every record of a FASTA/FASTQ file (any supported compression), calling `on_record`
+/// for each, and returns the file's format and sha256.
+pub(crate) fn read_fastx_file(
+    path: &Path,
+    bytes_read: &AtomicU64,
+    mut on_record: impl FnMut(RawRecord<'_>) -> Result<(), DataError>,
+) -> Result<(InputFormat, String), DataError> {
+    let mut file = open_input(path)?;
+    let mut hasher = Sha256::new();
+    let mut format = InputFormat::Fasta;
+    {
+        let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
+        let mut parser = match needletail::parse_fastx_reader(reader) {
+            Ok(parser) => parser,
+            Err(err) => return Err(start_error(path, err)),
+        };
+        // Id and line of the last good record, for messages about what follows it.
+        let mut last_record: Option<(String, u64)> = None;
+        let mut first = true;
+        while let Some(next) = parser.next() {
+            let record = match next {
+                Ok(record) => record,
+                Err(err) => return Err(parse_error(path, err, last_record)),
+            };
+            if first {
+                first = false;
+                if record.format() == Format::Fastq {
+                    format = InputFormat::Fastq;
+                }
+            }
+            let line = record.start_line_number();
+            on_record(RawRecord {
+                header: record.id(),
+                line,
+                raw_seq: record.raw_seq(),
+            })?;
+            let id = record_id(record.id());
+            match &mut last_record {
+                Some((last_id, last_line)) => {
+                    last_id.clear();
+                    last_id.push_str(&id);
+                    *last_line = line;
+                }
+                None => last_record = Some((id.into_owned(), line)),
+            }
+        }
+        if first {
+            // A parser that yields nothing saw no record at all, e.g. a gzip of an empty file.
+            return Err(DataError::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    let sha256 = finish_digest(path, &mut file, hasher, bytes_read)?;
+    Ok((format, sha256))
+}
+
+/// The record id (header up to the first whitespace), for messages.
+pub(crate) fn record_id(header: &[u8]) -> std::borrow::Cow<'_, str> {
+    let end = header
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(header.len());
+    String::from_utf8_lossy(&header[..end])
+}
+
+/// Errors from opening the stream: empty file, or not FASTA/FASTQ at all.
+fn start_error(path: &Path, err: ParseError) -> DataError {
+    match err.kind {
+        ParseErrorKind::EmptyFile => DataError::EmptyFile {
+            path: path.to_path_buf(),
+        },
+        ParseErrorKind::UnknownFormat => describe_unknown_start(path),
+        ParseErrorKind::Io => io_or_truncated(path, err, None),
+        _ => DataError::Malformed {
+            path: path.to_path_buf(),
+            line: err.position.line.max(1),
+            record: String::new(),
+            detail: err.to_string(),
+        },
+    }
+}
+
+fn parse_error(path: &Path, err: ParseError, last_record: Option<(String, u64)>) -> DataError {
+    let after = |what: &str| match &last_record {
+        Some((id, line)) => format!("{what} (after record '{id}' at line {line})"),
+        None => what.to_string(),
+    };
+    let record = err
+        .position
+        .id
+        .as_ref()
+        .map(|id| format!(", record '{id}'"))
+        .unwrap_or_default();
+    let line = err.position.line.max(1);
+    match err.kind {
+        ParseErrorKind::Io => io_or_truncated(path, err, last_record),
+        ParseErrorKind::UnexpectedEnd => DataError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            record,
+            detail: after("the file ends in the middle of a record; it may be cut short, get a complete copy"),
+        },
+        ParseErrorKind::InvalidStart => DataError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            record,
+            detail: after(&format!(
+                "{}; every record must start with a header line ('>' in FASTA, '@' in FASTQ)",
+                err.msg
+            )),
+        },
+        ParseErrorKind::InvalidSeparator | ParseErrorKind::UnequalLengths => DataError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            record,
+            detail: format!(
+                "{}; a FASTQ record is 4 lines: @header, sequence, +, qualities of the same length",
+                err.msg
+            ),
+        },
+        ParseErrorKind::EmptyFile => DataError::EmptyFile {
+            path: path.to_path_buf(),
+        },
+        ParseErrorKind::UnknownFormat => describe_unknown_start(path),
+    }
+}
+
+/// An I/O error while decoding: in a compressed file that means truncated or corrupt data.
+fn io_or_truncated(path: &Path, err: ParseError, last_record: Option<(String, u64)>) -> DataError {
+    let compressed = first_bytes(path, 6)
+        .map(|b| Compression::detect(&b) != Compression::None)
+        .unwrap_or(false);
+    if compressed {
+        DataError::Truncated {
+            path: path.to_path_buf(),
+            last_record: match last_record {
+                Some((id, line)) => format!("'{id}' (line {line})"),
+                None => "none".to_string(),
+            },
+            detail: err.msg,
+        }
+    } else {
+        DataError::io(path, io::Error::other(err.msg))
+    }
+}
+
+fn first_bytes(path: &Path, n: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    File::open(path)?.take(n).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Says what a file that starts with neither `>` nor `@` looks like instead.
+fn describe_unknown_start(path: &Path) -> DataError {
+    let mut head = Vec::new();
+    let read = open_input(path).and_then(|file| {
+        decompress(file)
+            .and_then(|(_, mut reader)| reader.by_ref().take(4096).read_to_end(&mut head))
+            .map_err(|e| DataError::io(path, e))
+    });
+    if let Err(err) = read {
+        return err;
+    }
+    let text = head.trim_ascii_start();
+    let detail = if text.is_empty() {
+        return DataError::EmptyFile {
+            path: path.to_path_buf(),
+        };
+    } else if let Some(kind) = binary_kind(&head) {
+        let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02X}")).collect();
+        format!(
+            "it is a binary file ({kind}; it starts with bytes {}). Give a FASTA file (text starting with '>') or FASTQ ('@')",
+            shown.join(" ")
+        )
+    } else if text[0] == b'>' || text[0] == b'@' {
+        "it starts with blank lines before the first header; remove them".to_string()
+    } else {
+        let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+        let shown = String::from_utf8_lossy(&first_line[..first_line.len().min(60)]);
+        let shown = shown.trim_end();
+        if first_line.contains(&b',') || first_line.contains(&b'\t') {
+            format!(
+                "line 1 is '{shown}', which looks like a table; give tables with --table PATH"
+            )
+        } else {
+            format!(
+                "line 1 is '{shown}', but a FASTA file starts with a header line '>name' (FASTQ: '@name'); add one before the sequence"
+            )
+        }
+    };
+    DataError::NotSequenceFile {
+        path: path.to_path_buf(),
+        detail,
+    }
+}
+
+/// A name for well-known binary formats, or "unknown binary data" when control bytes show up.
+fn binary_kind(head: &[u8]) -> Option<&'static str> {
+    const KNOWN: [(&[u8], &str); 6] = [
+        (b"\x89PNG", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"%PDF", "a PDF document"),
+        (b"PK\x03\x04", "a zip archive"),
+        (b"\x7fELF", "a program"),
+        (b"BAM\x01", "a BAM alignment file"),
+    ];
+    for (magic, name) in KNOWN {
+        if head.starts_with(magic) {
+            return Some(name);
+        }
+    }
+    let control = head
+        .iter()
+        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t')))
+        .count();
+    (control > 0).then_some("unknown binary data")
+}

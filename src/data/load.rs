@@ -1,0 +1,559 @@
+//! What to read ([`LoadOptions`]) and the one call that reads it all ([`load`]): files per
+//! class, files labelled by their headers, and tables; test-set designation; normalisation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::error::{describe_byte, DataError};
+use super::fastx::{read_fastx_file, record_id, RawRecord};
+use super::label::{compile_regex, ClassRegistry, HeaderLabelRule, HeaderLabeller};
+use super::normalize::normalize_into;
+use super::table::{read_table_file, TableInput, TableRow};
+use super::types::{InputFile, LoadedData, NormalizationCounts, Record};
+
+/// Everything that says which data to read and how it is labelled. Saved in the dataset
+/// manifest, so a run can be repeated exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadOptions {
+    /// `--class NAME=PATH` (or `PATH`, class = file stem): FASTA/FASTQ files per class, in the
+    /// order given. PATH may be a glob; several entries may name one class.
+    pub class_inputs: Vec<ClassInput>,
+    /// FASTA/FASTQ files (paths or globs) whose records carry their label in the header.
+    pub header_labelled: Vec<String>,
+    /// How to read a label from a header; required when `header_labelled` is not empty.
+    pub header_label: Option<HeaderLabelRule>,
+    /// CSV/TSV tables (DNABERT-2 layout, named columns, header-less, DNABERT-1 k-mers).
+    pub tables: Vec<TableInput>,
+    /// `--test-class NAME=PATH`: files of this class whose records form (part of) the test set.
+    pub test_class_inputs: Vec<ClassInput>,
+    /// `--test-regex REGEX`: records whose header matches form (part of) the test set.
+    pub test_regex: Option<String>,
+}
+
+/// `NAME=PATH` or `PATH` as given to `--class` / `--test-class`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInput {
+    /// The class name; `None` = each file's stem (`Ecoli_prom.fa.gz` → `Ecoli_prom`).
+    pub class: Option<String>,
+    /// A path or a glob pattern.
+    pub path: String,
+}
+
+impl ClassInput {
+    /// Reads `NAME=PATH` or `PATH`. A path that itself contains `=` is taken whole when such a
+    /// file exists.
+    pub fn parse(spec: &str) -> Result<Self, DataError> {
+        let bad = |reason: &str| DataError::BadArgument {
+            option: "--class",
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        if spec.trim().is_empty() {
+            return Err(bad("it is empty; give NAME=PATH or PATH"));
+        }
+        if let Some((name, path)) = spec.split_once('=') {
+            let looks_like_name = !name.contains(['/', '\\']);
+            if looks_like_name && !Path::new(spec).exists() {
+                let name = name.trim();
+                if name.is_empty() {
+                    return Err(bad("the class name before '=' is empty"));
+                }
+                if path.trim().is_empty() {
+                    return Err(bad("the path after '=' is empty"));
+                }
+                return Ok(ClassInput {
+                    class: Some(name.to_string()),
+                    path: path.to_string(),
+                });
+            }
+        }
+        Ok(ClassInput {
+            class: None,
+            path: spec.to_string(),
+        })
+    }
+}
+
+impl FromStr for ClassInput {
+    type Err = DataError;
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        ClassInput::parse(spec)
+    }
+}
+
+/// How far [`load_with_progress`] has got, in bytes of the input files as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadProgress {
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+    pub files_done: usize,
+    pub files_total: usize,
+}
+
+/// Reads, labels and normalises every input. See [`load_with_progress`].
+pub fn load(options: &LoadOptions) -> Result<LoadedData, DataError> {
+    load_with_progress(options, |_| {})
+}
+
+/// Reads, labels and normalises every input, calling `on_progress` every few MB and after each
+/// file. Classes are in order of first appearance (all-integer class names, e.g. table labels
+/// "0"/"1", in numeric order).
+pub fn load_with_progress(
+    options: &LoadOptions,
+    mut on_progress: impl FnMut(LoadProgress),
+) -> Result<LoadedData, DataError> {
+    let plan = plan_inputs(options)?;
+    let labeller = match (&options.header_label, options.header_labelled.is_empty()) {
+        (Some(rule), false) => Some(HeaderLabeller::new(rule)?),
+        (None, false) => {
+            return Err(DataError::BadArgument {
+                option: "--labels-from-header",
+                spec: String::new(),
+                reason: "files whose labels come from headers were given, but no rule to find the label; give a regex with one capture group, or '|' for the `header|label` convention".to_string(),
+            })
+        }
+        (_, true) => None,
+    };
+    let test_regex = options
+        .test_regex
+        .as_deref()
+        .map(|pattern| compile_regex("--test-regex", pattern))
+        .transpose()?;
+
+    let mut loader = Loader {
+        data: LoadedData::default(),
+        classes: ClassRegistry::default(),
+        test_regex,
+        test_regex_matches: 0,
+    };
+    let files_total = plan.len();
+    let bytes_total: u64 = plan
+        .iter()
+        .map(|p| std::fs::metadata(&p.path).map_or(0, |m| m.len()))
+        .sum();
+    let mut bytes_done = 0u64;
+    const PROGRESS_STEP: u64 = 4 << 20;
+
+    for (file_index, planned) in plan.iter().enumerate() {
+        let bytes_read = AtomicU64::new(0);
+        let mut last_report = 0u64;
+        let mut report = |force: bool, files_done: usize| {
+            let now = bytes_read.load(Ordering::Relaxed);
+            if force || now >= last_report + PROGRESS_STEP {
+                last_report = now;
+                on_progress(LoadProgress {
+                    bytes_read: bytes_done + now,
+                    bytes_total,
+                    files_done,
+                    files_total,
+                });
+            }
+        };
+        let class = planned.class.as_deref().map(|name| loader.classes.intern(name));
+        loader.ensure_counts();
+        let file_number = file_index as u32;
+        let mut file_stats = FileStats::default();
+        let (format, sha256) = match &planned.source {
+            Source::Fasta => {
+                let labeller = if class.is_none() { labeller.as_ref() } else { None };
+                read_fastx_file(&planned.path, &bytes_read, |raw| {
+                    let result = loader.add_fastx_record(
+                        &planned.path,
+                        file_number,
+                        class,
+                        labeller,
+                        planned.designated_test,
+                        &raw,
+                        &mut file_stats,
+                    );
+                    report(false, file_index);
+                    result
+                })?
+            }
+            Source::Table(input) => read_table_file(&planned.path, input, &bytes_read, |row| {
+                let result = loader.add_table_row(&planned.path, file_number, &row, &mut file_stats);
+                report(false, file_index);
+                result
+            })?,
+        };
+        if file_stats.records == 0 && file_stats.empty > 0 {
+            return Err(DataError::AllRecordsEmpty {
+                path: planned.path.clone(),
+                records: file_stats.empty,
+            });
+        }
+        loader.data.files.push(InputFile {
+            path: planned.path.clone(),
+            sha256,
+            format,
+            class,
+            designated_test: planned.designated_test,
+        });
+        report(true, file_index + 1);
+        bytes_done += bytes_read.load(Ordering::Relaxed);
+    }
+
+    loader.finish(options, &plan)
+}
+
+/// One file to read, after glob expansion.
+struct PlannedFile {
+    path: PathBuf,
+    /// The class of every record (per-file labels).
+    class: Option<String>,
+    designated_test: bool,
+    source: Source,
+}
+
+enum Source {
+    Fasta,
+    Table(TableInput),
+}
+
+#[derive(Default)]
+struct FileStats {
+    records: u64,
+    empty: u64,
+}
+
+/// Expands globs in the order the options list them and refuses a file given twice.
+fn plan_inputs(options: &LoadOptions) -> Result<Vec<PlannedFile>, DataError> {
+    let mut plan = Vec::new();
+    let mut seen: HashMap<PathBuf, String> = HashMap::new();
+    let mut add = |plan: &mut Vec<PlannedFile>, file: PlannedFile, given_as: String| {
+        let key = std::fs::canonicalize(&file.path).unwrap_or_else(|_| file.path.clone());
+        if let Some(first) = seen.get(&key) {
+            return Err(DataError::DuplicateInput {
+                path: file.path.clone(),
+                first: first.clone(),
+                second: given_as,
+            });
+        }
+        seen.insert(key, given_as);
+        plan.push(file);
+        Ok(())
+    };
+    for (inputs, option, designated_test) in [
+        (&options.class_inputs, "--class", false),
+        (&options.test_class_inputs, "--test-class", true),
+    ] {
+        for input in inputs {
+            for path in expand(&input.path)? {
+                let class = match &input.class {
+                    Some(name) => name.clone(),
+                    None => default_class_name(&path),
+                };
+                let given_as = format!("{option} {class}={}", input.path);
+                let file = PlannedFile {
+                    path,
+                    class: Some(class),
+                    designated_test,
+                    source: Source::Fasta,
+                };
+                add(&mut plan, file, given_as)?;
+            }
+        }
+    }
+    for pattern in &options.header_labelled {
+        for path in expand(pattern)? {
+            let file = PlannedFile {
+                path,
+                class: None,
+                designated_test: false,
+                source: Source::Fasta,
+            };
+            add(&mut plan, file, format!("a header-labelled input ({pattern})"))?;
+        }
+    }
+    for table in &options.tables {
+        for path in expand(&table.path)? {
+            let file = PlannedFile {
+                path,
+                class: None,
+                designated_test: false,
+                source: Source::Table(table.clone()),
+            };
+            add(&mut plan, file, format!("--table {}", table.path))?;
+        }
+    }
+    if plan.is_empty() {
+        return Err(DataError::NoInputs);
+    }
+    Ok(plan)
+}
+
+/// A literal path (which must exist) or a glob (which must match at least one file), sorted.
+fn expand(pattern: &str) -> Result<Vec<PathBuf>, DataError> {
+    let is_glob = pattern.contains(['*', '?', '[']);
+    if !is_glob || Path::new(pattern).exists() {
+        let path = PathBuf::from(pattern);
+        if !path.exists() {
+            return Err(DataError::MissingFile { path });
+        }
+        return Ok(vec![path]);
+    }
+    let entries = glob::glob(pattern).map_err(|err| DataError::BadGlob {
+        pattern: pattern.to_string(),
+        reason: err.to_string(),
+    })?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|err| {
+            let path = err.path().to_path_buf();
+            DataError::io(path, err.into())
+        })?;
+        if path.is_file() {
+            paths.push(path);
+        }
+    }
+    if paths.is_empty() {
+        return Err(DataError::GlobMatchesNothing {
+            pattern: pattern.to_string(),
+        });
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// The file name without compression and format extensions: `Ecoli_prom.fa.gz` → `Ecoli_prom`,
+/// `enhancer.cv.txt` → `enhancer.cv`.
+pub fn default_class_name(path: &Path) -> String {
+    const COMPRESSION: [&str; 6] = ["gz", "bgz", "bz2", "xz", "zst", "zstd"];
+    const FORMAT: [&str; 13] = [
+        "fa", "fasta", "fna", "ffn", "fas", "fsa", "seq", "fq", "fastq", "txt", "csv", "tsv", "frn",
+    ];
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for extensions in [&COMPRESSION[..], &FORMAT[..]] {
+        if let Some((stem, ext)) = name.rsplit_once('.') {
+            if !stem.is_empty() && extensions.iter().any(|e| ext.eq_ignore_ascii_case(e)) {
+                name = stem.to_string();
+            }
+        }
+    }
+    name
+}
+
+struct Loader {
+    data: LoadedData,
+    classes: ClassRegistry,
+    test_regex: Option<Regex>,
+    test_regex_matches: u64,
+}
+
+impl Loader {
+    /// One `NormalizationCounts` per class known so far.
+    fn ensure_counts(&mut self) {
+        let n = self.classes.names().len();
+        if self.data.normalization.len() < n {
+            self.data.normalization.resize(n, NormalizationCounts::default());
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_fastx_record(
+        &mut self,
+        path: &Path,
+        file: u32,
+        class: Option<u32>,
+        labeller: Option<&HeaderLabeller>,
+        file_is_test: bool,
+        raw: &RawRecord<'_>,
+        stats: &mut FileStats,
+    ) -> Result<(), DataError> {
+        let header = String::from_utf8_lossy(raw.header);
+        let class = match (class, labeller) {
+            (Some(class), _) => class,
+            (None, Some(labeller)) => match labeller.label(&header) {
+                Ok(label) => {
+                    let class = self.classes.intern(label);
+                    self.ensure_counts();
+                    class
+                }
+                Err(problem) => {
+                    return Err(DataError::HeaderWithoutLabel {
+                        path: path.to_path_buf(),
+                        line: raw.line,
+                        header: header.into_owned(),
+                        problem: problem.to_string(),
+                        records_matched: stats.records + stats.empty,
+                    })
+                }
+            },
+            (None, None) => unreachable_class(path)?,
+        };
+        let offset = self.data.bases.len();
+        let counts = &mut self.data.normalization[class as usize];
+        if let Err(bad) = normalize_into(raw.raw_seq, &mut self.data.bases, counts) {
+            let (lines_before, column) = bad.position_in(raw.raw_seq);
+            return Err(DataError::InvalidCharacter {
+                path: path.to_path_buf(),
+                record: record_id(raw.header).into_owned(),
+                line: raw.line + 1 + lines_before,
+                column,
+                character: describe_byte(bad.byte),
+            });
+        }
+        self.push_record(path, file, class, header.into_owned(), raw.line, offset, file_is_test, stats)
+    }
+
+    fn add_table_row(
+        &mut self,
+        path: &Path,
+        file: u32,
+        row: &TableRow<'_>,
+        stats: &mut FileStats,
+    ) -> Result<(), DataError> {
+        let class = self.classes.intern(row.label);
+        self.ensure_counts();
+        let offset = self.data.bases.len();
+        let counts = &mut self.data.normalization[class as usize];
+        if let Err(bad) = normalize_into(row.sequence, &mut self.data.bases, counts) {
+            return Err(DataError::InvalidCharacter {
+                path: path.to_path_buf(),
+                record: row.header.to_string(),
+                line: row.line,
+                column: bad.index as u64 + 1,
+                character: format!("{} (position {} of the sequence)", describe_byte(bad.byte), bad.index + 1),
+            });
+        }
+        self.push_record(path, file, class, row.header.to_string(), row.line, offset, false, stats)
+    }
+
+    /// Records the bases appended since `offset` as one record, or counts an empty one.
+    #[allow(clippy::too_many_arguments)]
+    fn push_record(
+        &mut self,
+        path: &Path,
+        file: u32,
+        class: u32,
+        header: String,
+        line: u64,
+        offset: usize,
+        file_is_test: bool,
+        stats: &mut FileStats,
+    ) -> Result<(), DataError> {
+        let len = self.data.bases.len() - offset;
+        if len == 0 {
+            self.data.normalization[class as usize].empty_records += 1;
+            stats.empty += 1;
+            return Ok(());
+        }
+        let len = u32::try_from(len).map_err(|_| DataError::RecordTooLong {
+            path: path.to_path_buf(),
+            record: record_id(header.as_bytes()).into_owned(),
+            line,
+            len: len as u64,
+            max: u64::from(u32::MAX),
+        })?;
+        let regex_test = self.test_regex.as_ref().is_some_and(|r| r.is_match(&header));
+        self.test_regex_matches += u64::from(regex_test);
+        self.data.records.push(Record {
+            header,
+            file,
+            line,
+            class,
+            offset: offset as u64,
+            len,
+            designated_test: file_is_test || regex_test,
+        });
+        stats.records += 1;
+        Ok(())
+    }
+
+    fn finish(mut self, options: &LoadOptions, plan: &[PlannedFile]) -> Result<LoadedData, DataError> {
+        self.ensure_counts();
+        let mut per_class = vec![0u64; self.classes.names().len()];
+        for record in &self.data.records {
+            per_class[record.class as usize] += 1;
+        }
+        for (class, &count) in per_class.iter().enumerate() {
+            if count == 0 {
+                let name = &self.classes.names()[class];
+                let files: Vec<String> = plan
+                    .iter()
+                    .filter(|p| p.class.as_deref() == Some(name.as_str()))
+                    .map(|p| p.path.display().to_string())
+                    .collect();
+                return Err(DataError::EmptyClass {
+                    class: name.clone(),
+                    files: files.join(", "),
+                    empty_records: self.data.normalization[class].empty_records,
+                });
+            }
+        }
+        if let (Some(pattern), 0) = (&options.test_regex, self.test_regex_matches) {
+            return Err(DataError::TestRegexMatchesNothing {
+                pattern: pattern.clone(),
+            });
+        }
+        if let Some(remap) = self.classes.numeric_order() {
+            self.classes.reorder(&remap);
+            for record in &mut self.data.records {
+                record.class = remap[record.class as usize];
+            }
+            for file in &mut self.data.files {
+                if let Some(class) = &mut file.class {
+                    *class = remap[*class as usize];
+                }
+            }
+            let mut counts = vec![NormalizationCounts::default(); remap.len()];
+            for (old, c) in self.data.normalization.drain(..).enumerate() {
+                counts[remap[old] as usize] = c;
+            }
+            self.data.normalization = counts;
+        }
+        self.data.classes = self.classes.names().to_vec();
+        Ok(self.data)
+    }
+}
+
+/// A FASTA file always has a class or a labeller; reaching here is a bug, reported not panicked.
+fn unreachable_class(path: &Path) -> Result<u32, DataError> {
+    Err(DataError::BadArgument {
+        option: "--labels-from-header",
+        spec: path.display().to_string(),
+        reason: "this file has neither a class nor a header label rule".to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_specs() {
+        let named = ClassInput::parse("phage=data/*.fa").unwrap();
+        assert_eq!(named.class.as_deref(), Some("phage"));
+        assert_eq!(named.path, "data/*.fa");
+        let bare = ClassInput::parse("data/x.fa").unwrap();
+        assert_eq!(bare.class, None);
+        assert!(ClassInput::parse("=x.fa").is_err());
+        assert!(ClassInput::parse("a=").is_err());
+        assert!(ClassInput::parse("").is_err());
+        // '=' inside a directory name is part of the path.
+        assert_eq!(ClassInput::parse("runs/a=b/x.fa").unwrap().class, None);
+    }
+
+    #[test]
+    fn default_class_names_drop_compression_and_format_extensions() {
+        for (file, class) in [
+            ("d/Ecoli_prom.fa.gz", "Ecoli_prom"),
+            ("enhancer.cv.txt", "enhancer.cv"),
+            ("reads.fastq.zst", "reads"),
+            ("genome.fna", "genome"),
+            ("plain", "plain"),
+            (".fa", ".fa"),
+        ] {
+            assert_eq!(default_class_name(Path::new(file)), class, "{file}");
+        }
+    }
+}
