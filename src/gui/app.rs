@@ -19,11 +19,12 @@ impl eframe::App for DnatuneApp {
             i.raw
                 .dropped_files
                 .iter()
-                .filter_map(|f| f.path.clone())
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
         self.files.extend(dropped);
-        egui::CentralPanel::default().show_inside(ui, |ui| {
+        egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("dnatune");
             ui.label("Drop FASTA, FASTQ or CSV files onto this window.");
             for file in &self.files {
