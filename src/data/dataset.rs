@@ -11,7 +11,7 @@ use super::dedup::remove_duplicates;
 use super::qc::{build_report, ClassDrops, QcReport};
 use super::split::{assign_groups, GroupSize, SplitFractions, SPLITS};
 use super::window::{blocks, count_crossing_block_borders, push_windows, WindowOptions, Windowing};
-use super::{LoadedData, Record, Split, Window};
+use super::{DataError, LoadedData, Record, Split, Window};
 
 /// How loaded records become a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,8 @@ const AUTO_BLOCK_MIN_WINDOWS: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    #[error(transparent)]
+    Load(#[from] DataError),
     #[error("{0}")]
     InvalidOption(String),
     #[error("--group-by `{pattern}`: {reason}")]
@@ -93,7 +95,9 @@ pub enum DatasetError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("cannot write the manifest {path}: {source}; check that the folder exists and is writable")]
+    #[error(
+        "cannot write the manifest {path}: {source}; check that the folder exists and is writable"
+    )]
     ManifestWrite {
         path: PathBuf,
         source: std::io::Error,
@@ -151,7 +155,16 @@ impl Dataset {
                 ..Default::default()
             })
             .collect();
-        let block_bp = block_lengths(&data, options, &windowing, group_regex.is_some(), &fractions);
+        let block_bp = block_lengths(
+            &data,
+            options,
+            &windowing,
+            group_regex.is_some(),
+            &fractions,
+        );
+        for (class_drops, block) in drops.iter_mut().zip(&block_bp) {
+            class_drops.block_bp = *block;
+        }
 
         let mut windows: Vec<Window> = Vec::new();
         let mut window_group: Vec<u32> = Vec::new();
@@ -283,7 +296,10 @@ fn check_block_option(options: &DatasetOptions, windowing: &Windowing) -> Result
                 .into(),
         ));
     }
-    let shortest = windowing.window_bp.unwrap_or(windowing.min_window_bp).max(1);
+    let shortest = windowing
+        .window_bp
+        .unwrap_or(windowing.min_window_bp)
+        .max(1);
     if block < shortest {
         return Err(DatasetError::InvalidOption(format!(
             "--block ({block} bp) is shorter than one window ({shortest} bp); give a block of several windows"
@@ -331,7 +347,11 @@ fn group_key(
 }
 
 fn add_to_group(group: &mut GroupSize, class: u32, windows: u64) {
-    match group.windows_per_class.iter_mut().find(|(c, _)| *c == class) {
+    match group
+        .windows_per_class
+        .iter_mut()
+        .find(|(c, _)| *c == class)
+    {
         Some((_, n)) => *n += windows,
         None => group.windows_per_class.push((class, windows)),
     }
@@ -383,7 +403,12 @@ fn block_lengths(
             let block = by_count.max(shortest);
             // A multiple of the stride keeps the windows inside a block on the record's grid.
             let stride = windowing.stride_bp.max(1) as u64;
-            Some(block.div_ceil(stride).saturating_mul(stride).min(u32::MAX as u64) as u32)
+            Some(
+                block
+                    .div_ceil(stride)
+                    .saturating_mul(stride)
+                    .min(u32::MAX as u64) as u32,
+            )
         })
         .collect()
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dataset::{Dataset, DatasetError, DatasetOptions};
 use super::split::SPLITS;
-use super::{InputFile, LoadedData, Split};
+use super::{load, InputFile, LoadOptions, LoadedData, Split};
 
 /// Bumped when the layout changes incompatibly.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -25,9 +25,7 @@ pub struct Manifest {
     pub manifest_version: u32,
     pub dnatune_version: String,
     pub files: Vec<InputFile>,
-    /// The loader's options as given (kept as JSON so the manifest does not depend on how
-    /// the loader spells them).
-    pub load_options: serde_json::Value,
+    pub load_options: LoadOptions,
     pub dataset_options: DatasetOptions,
     pub classes: Vec<String>,
     pub counts: Vec<ClassCounts>,
@@ -75,8 +73,8 @@ impl SplitWindows {
 }
 
 impl Manifest {
-    /// The manifest of `dataset`; `load_options` are the loader's options as JSON.
-    pub fn new(dataset: &Dataset, load_options: serde_json::Value) -> Manifest {
+    /// The manifest of `dataset`, read with `load_options`.
+    pub fn new(dataset: &Dataset, load_options: &LoadOptions) -> Manifest {
         let data = &dataset.data;
         let triples = |split: Split| -> Vec<[u32; 3]> {
             dataset
@@ -124,7 +122,7 @@ impl Manifest {
             manifest_version: MANIFEST_VERSION,
             dnatune_version: crate::VERSION.to_string(),
             files: data.files.clone(),
-            load_options,
+            load_options: load_options.clone(),
             dataset_options: dataset.options.clone(),
             classes: data.classes.clone(),
             counts,
@@ -166,6 +164,12 @@ impl Manifest {
         })
     }
 
+    /// Loads the recorded files again and rebuilds exactly the recorded dataset (see
+    /// [`Manifest::reproduce`]).
+    pub fn reload(&self) -> Result<Dataset, DatasetError> {
+        self.reproduce(load(&self.load_options)?)
+    }
+
     /// Rebuilds the dataset recorded here from `data` (loaded again from the same files
     /// with `load_options`): checks every file's sha256 and that the rebuilt split is
     /// exactly the recorded one.
@@ -193,7 +197,7 @@ impl Manifest {
             )));
         }
         let dataset = Dataset::build(data, &self.dataset_options)?;
-        let rebuilt = Manifest::new(&dataset, self.load_options.clone());
+        let rebuilt = Manifest::new(&dataset, &self.load_options);
         if rebuilt.records != self.records || rebuilt.windows != self.windows {
             let differing = SPLITS
                 .iter()

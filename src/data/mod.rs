@@ -18,7 +18,9 @@ pub mod window;
 pub use dataset::{Dataset, DatasetError, DatasetOptions};
 pub use error::DataError;
 pub use label::HeaderLabelRule;
-pub use load::{default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress};
+pub use load::{
+    default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress,
+};
 pub use manifest::Manifest;
 pub use qc::QcReport;
 pub use split::SplitFractions;

@@ -233,9 +233,9 @@ pub fn multiclass_mcc(truth: &[u32], predicted: &[u32], class_count: usize) -> f
         .map(|(t, p)| t * p)
         .sum();
     let sum_sq = |counts: &[f64]| counts.iter().map(|c| c * c).sum::<f64>();
-    let denominator =
-        ((samples * samples - sum_sq(&predicted_counts)) * (samples * samples - sum_sq(&true_counts)))
-            .sqrt();
+    let denominator = ((samples * samples - sum_sq(&predicted_counts))
+        * (samples * samples - sum_sq(&true_counts)))
+    .sqrt();
     if denominator == 0.0 {
         0.0
     } else {
@@ -247,7 +247,11 @@ pub fn multiclass_mcc(truth: &[u32], predicted: &[u32], class_count: usize) -> f
 #[derive(Debug, Clone, PartialEq)]
 pub enum GcClassifier {
     /// Two classes: the best threshold on train.
-    Threshold { threshold: f64, below: u32, above: u32 },
+    Threshold {
+        threshold: f64,
+        below: u32,
+        above: u32,
+    },
     /// More classes: the class whose train mean GC is nearest.
     NearestMean { means: Vec<(u32, f64)> },
 }
@@ -424,7 +428,9 @@ impl fmt::Display for QcReport {
             "dups rm'd"
         )?;
         let lengths = |stats: &Option<LengthStats>| {
-            stats.map_or("-".to_string(), |s| format!("{}/{}/{}", s.min, s.median, s.max))
+            stats.map_or("-".to_string(), |s| {
+                format!("{}/{}/{}", s.min, s.median, s.max)
+            })
         };
         for row in &self.splits {
             let gc = match (row.gc_mean, row.gc_sd) {
@@ -535,7 +541,14 @@ mod tests {
 
     #[test]
     fn gc_classifier_finds_the_separating_threshold_either_way_round() {
-        let train = [(0.30, 1), (0.35, 1), (0.40, 1), (0.60, 0), (0.62, 0), (0.70, 0)];
+        let train = [
+            (0.30, 1),
+            (0.35, 1),
+            (0.40, 1),
+            (0.60, 0),
+            (0.62, 0),
+            (0.70, 0),
+        ];
         let classifier = GcClassifier::fit(&train, 2).expect("two classes");
         assert_eq!(classifier.predict(0.2), 1);
         assert_eq!(classifier.predict(0.8), 0);

@@ -79,7 +79,8 @@ impl FromStr for SplitFractions {
 
     /// `train,validation,test` (e.g. `0.8,0.1,0.1`) or `train,validation` (no test split).
     fn from_str(text: &str) -> Result<Self, String> {
-        let hint = "write --split as train,validation,test fractions that add up to 1, e.g. 0.8,0.1,0.1";
+        let hint =
+            "write --split as train,validation,test fractions that add up to 1, e.g. 0.8,0.1,0.1";
         let values = text
             .split(',')
             .map(|part| part.trim().parse::<f64>())
@@ -252,7 +253,14 @@ mod tests {
             })
         );
         assert_eq!("0.9,0.1".parse::<SplitFractions>().map(|f| f.test), Ok(0.0));
-        for bad in ["0.8,0.1", "a,b,c", "0.5,0.5,0.5", "1,-0.5,0.5", "0,0.5,0.5", "1"] {
+        for bad in [
+            "0.8,0.1",
+            "a,b,c",
+            "0.5,0.5,0.5",
+            "1,-0.5,0.5",
+            "0,0.5,0.5",
+            "1",
+        ] {
             let err = bad.parse::<SplitFractions>().unwrap_err();
             assert!(err.contains("--split"), "{bad}: {err}");
         }
@@ -276,7 +284,10 @@ mod tests {
         for _ in 0..30_000 {
             counts[rng.below(3) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -295,7 +306,10 @@ mod tests {
         assert_eq!(windows_per_split(&groups, &splits), [800, 100, 100]);
         let other_seed = assign_groups(&groups, 1, &SplitFractions::default(), 2);
         assert_ne!(splits, other_seed);
-        assert_eq!(splits, assign_groups(&groups, 1, &SplitFractions::default(), 1));
+        assert_eq!(
+            splits,
+            assign_groups(&groups, 1, &SplitFractions::default(), 1)
+        );
     }
 
     #[test]

@@ -245,8 +245,16 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Window { record: 7, start: 0, len: 10 },
-                Window { record: 7, start: 20, len: 10 }
+                Window {
+                    record: 7,
+                    start: 0,
+                    len: 10
+                },
+                Window {
+                    record: 7,
+                    start: 20,
+                    len: 10
+                }
             ]
         );
     }
