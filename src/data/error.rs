@@ -62,12 +62,12 @@ pub enum DataError {
         detail: String,
     },
 
-    #[error("{path}, record '{record}', line {line}, column {column}: {character} is not a nucleotide code (A C G T U N, IUPAC R Y K M S W B D H V, gaps - .); fix or remove it, or drop this record (protein files are not supported)")]
+    #[error("{path}, record '{record}', {location}: {character} is not a nucleotide code (A C G T U N, IUPAC R Y K M S W B D H V, gaps - .); fix or remove it, or drop this record (protein files are not supported)")]
     InvalidCharacter {
         path: PathBuf,
         record: String,
-        line: u64,
-        column: u64,
+        /// `line 5, column 3` (FASTA/FASTQ) or `line 5, base 17 of the sequence` (tables).
+        location: String,
         /// The character, quoted and escaped, e.g. `'X'` or `byte 0x00`.
         character: String,
     },
@@ -113,6 +113,12 @@ pub enum DataError {
         problem: String,
         records_matched: u64,
     },
+
+    #[error("files whose labels come from their headers were given, but no rule to find the label: give --labels-from-header with a regex that has one capture group, or '|' for the `header|label` convention")]
+    MissingHeaderLabelRule,
+
+    #[error("--labels-from-header was given but no file to read labels from; give the FASTA/FASTQ files whose headers carry the labels")]
+    HeaderLabelRuleWithoutFiles,
 
     #[error("the --test-regex `{pattern}` matches no record header; check the pattern against the headers (e.g. with `grep '>' FILE | head`)")]
     TestRegexMatchesNothing { pattern: String },

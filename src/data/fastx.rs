@@ -144,9 +144,28 @@ pub(crate) fn read_fastx_file(
     let mut format = InputFormat::Fasta;
     {
         let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
-        let mut parser = match needletail::parse_fastx_reader(reader) {
+        let (compression, mut decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
+        let compressed = compression != Compression::None;
+        let mut first = [0u8; 1];
+        if let Err(err) = decoded.read_exact(&mut first) {
+            return Err(match err.kind() {
+                io::ErrorKind::UnexpectedEof => DataError::EmptyFile {
+                    path: path.to_path_buf(),
+                },
+                _ => io_or_truncated(path, compressed, err.to_string(), None),
+            });
+        }
+        let text = io::Cursor::new(first).chain(decoded);
+        // needletail rejects a FASTA file that ends in a header with no sequence line; two
+        // extra line breaks turn that into the empty record it is (counted and skipped).
+        let stream: Box<dyn Read + Send> = if first[0] == b'>' {
+            Box::new(text.chain(&b"\n\n"[..]))
+        } else {
+            Box::new(text)
+        };
+        let mut parser = match needletail::parse_fastx_reader(stream) {
             Ok(parser) => parser,
-            Err(err) => return Err(start_error(path, err)),
+            Err(err) => return Err(start_error(path, compressed, err)),
         };
         // Id and line of the last good record, for messages about what follows it.
         let mut last_record: Option<(String, u64)> = None;
@@ -154,7 +173,7 @@ pub(crate) fn read_fastx_file(
         while let Some(next) = parser.next() {
             let record = match next {
                 Ok(record) => record,
-                Err(err) => return Err(parse_error(path, err, last_record)),
+                Err(err) => return Err(parse_error(path, compressed, err, last_record)),
             };
             if first {
                 first = false;
@@ -199,13 +218,13 @@ pub(crate) fn record_id(header: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// Errors from opening the stream: empty file, or not FASTA/FASTQ at all.
-fn start_error(path: &Path, err: ParseError) -> DataError {
+fn start_error(path: &Path, compressed: bool, err: ParseError) -> DataError {
     match err.kind {
         ParseErrorKind::EmptyFile => DataError::EmptyFile {
             path: path.to_path_buf(),
         },
         ParseErrorKind::UnknownFormat => describe_unknown_start(path),
-        ParseErrorKind::Io => io_or_truncated(path, err, None),
+        ParseErrorKind::Io => io_or_truncated(path, compressed, err.msg, None),
         _ => DataError::Malformed {
             path: path.to_path_buf(),
             line: err.position.line.max(1),
@@ -215,7 +234,12 @@ fn start_error(path: &Path, err: ParseError) -> DataError {
     }
 }
 
-fn parse_error(path: &Path, err: ParseError, last_record: Option<(String, u64)>) -> DataError {
+fn parse_error(
+    path: &Path,
+    compressed: bool,
+    err: ParseError,
+    last_record: Option<(String, u64)>,
+) -> DataError {
     let after = |what: &str| match &last_record {
         Some((id, line)) => format!("{what} (after record '{id}' at line {line})"),
         None => what.to_string(),
@@ -228,12 +252,14 @@ fn parse_error(path: &Path, err: ParseError, last_record: Option<(String, u64)>)
         .unwrap_or_default();
     let line = err.position.line.max(1);
     match err.kind {
-        ParseErrorKind::Io => io_or_truncated(path, err, last_record),
+        ParseErrorKind::Io => io_or_truncated(path, compressed, err.msg, last_record),
         ParseErrorKind::UnexpectedEnd => DataError::Malformed {
             path: path.to_path_buf(),
             line,
             record,
-            detail: after("the file ends in the middle of a record; it may be cut short, get a complete copy"),
+            detail: after(
+                "the file ends in the middle of a record; it may be cut short, get a complete copy",
+            ),
         },
         ParseErrorKind::InvalidStart => DataError::Malformed {
             path: path.to_path_buf(),
@@ -261,10 +287,12 @@ fn parse_error(path: &Path, err: ParseError, last_record: Option<(String, u64)>)
 }
 
 /// An I/O error while decoding: in a compressed file that means truncated or corrupt data.
-fn io_or_truncated(path: &Path, err: ParseError, last_record: Option<(String, u64)>) -> DataError {
-    let compressed = first_bytes(path, 6)
-        .map(|b| Compression::detect(&b) != Compression::None)
-        .unwrap_or(false);
+fn io_or_truncated(
+    path: &Path,
+    compressed: bool,
+    detail: String,
+    last_record: Option<(String, u64)>,
+) -> DataError {
     if compressed {
         DataError::Truncated {
             path: path.to_path_buf(),
@@ -272,17 +300,11 @@ fn io_or_truncated(path: &Path, err: ParseError, last_record: Option<(String, u6
                 Some((id, line)) => format!("'{id}' (line {line})"),
                 None => "none".to_string(),
             },
-            detail: err.msg,
+            detail,
         }
     } else {
-        DataError::io(path, io::Error::other(err.msg))
+        DataError::io(path, io::Error::other(detail))
     }
-}
-
-fn first_bytes(path: &Path, n: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    File::open(path)?.take(n).read_to_end(&mut buf)?;
-    Ok(buf)
 }
 
 /// Says what a file that starts with neither `>` nor `@` looks like instead.
@@ -314,9 +336,7 @@ fn describe_unknown_start(path: &Path) -> DataError {
         let shown = String::from_utf8_lossy(&first_line[..first_line.len().min(60)]);
         let shown = shown.trim_end();
         if first_line.contains(&b',') || first_line.contains(&b'\t') {
-            format!(
-                "line 1 is '{shown}', which looks like a table; give tables with --table PATH"
-            )
+            format!("line 1 is '{shown}', which looks like a table; give tables with --table PATH")
         } else {
             format!(
                 "line 1 is '{shown}', but a FASTA file starts with a header line '>name' (FASTQ: '@name'); add one before the sequence"

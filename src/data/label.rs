@@ -158,7 +158,12 @@ mod tests {
 
     #[test]
     fn regex_needs_exactly_one_group() {
-        for (pattern, ok) in [("class=(\\w+)", true), ("x", false), ("(a)(b)", false), ("(?:a)(b)", true)] {
+        for (pattern, ok) in [
+            ("class=(\\w+)", true),
+            ("x", false),
+            ("(a)(b)", false),
+            ("(?:a)(b)", true),
+        ] {
             let result = HeaderLabeller::new(&HeaderLabelRule::Regex(pattern.into()));
             assert_eq!(result.is_ok(), ok, "{pattern}");
         }

@@ -111,14 +111,9 @@ pub fn load_with_progress(
     let plan = plan_inputs(options)?;
     let labeller = match (&options.header_label, options.header_labelled.is_empty()) {
         (Some(rule), false) => Some(HeaderLabeller::new(rule)?),
-        (None, false) => {
-            return Err(DataError::BadArgument {
-                option: "--labels-from-header",
-                spec: String::new(),
-                reason: "files whose labels come from headers were given, but no rule to find the label; give a regex with one capture group, or '|' for the `header|label` convention".to_string(),
-            })
-        }
-        (_, true) => None,
+        (None, false) => return Err(DataError::MissingHeaderLabelRule),
+        (Some(_), true) => return Err(DataError::HeaderLabelRuleWithoutFiles),
+        (None, true) => None,
     };
     let test_regex = options
         .test_regex
@@ -138,6 +133,7 @@ pub fn load_with_progress(
         .map(|p| std::fs::metadata(&p.path).map_or(0, |m| m.len()))
         .sum();
     let mut bytes_done = 0u64;
+    let mut per_file = Vec::with_capacity(plan.len());
     const PROGRESS_STEP: u64 = 4 << 20;
 
     for (file_index, planned) in plan.iter().enumerate() {
@@ -155,13 +151,20 @@ pub fn load_with_progress(
                 });
             }
         };
-        let class = planned.class.as_deref().map(|name| loader.classes.intern(name));
+        let class = planned
+            .class
+            .as_deref()
+            .map(|name| loader.classes.intern(name));
         loader.ensure_counts();
         let file_number = file_index as u32;
         let mut file_stats = FileStats::default();
         let (format, sha256) = match &planned.source {
             Source::Fasta => {
-                let labeller = if class.is_none() { labeller.as_ref() } else { None };
+                let labeller = if class.is_none() {
+                    labeller.as_ref()
+                } else {
+                    None
+                };
                 read_fastx_file(&planned.path, &bytes_read, |raw| {
                     let result = loader.add_fastx_record(
                         &planned.path,
@@ -177,17 +180,13 @@ pub fn load_with_progress(
                 })?
             }
             Source::Table(input) => read_table_file(&planned.path, input, &bytes_read, |row| {
-                let result = loader.add_table_row(&planned.path, file_number, &row, &mut file_stats);
+                let result =
+                    loader.add_table_row(&planned.path, file_number, &row, &mut file_stats);
                 report(false, file_index);
                 result
             })?,
         };
-        if file_stats.records == 0 && file_stats.empty > 0 {
-            return Err(DataError::AllRecordsEmpty {
-                path: planned.path.clone(),
-                records: file_stats.empty,
-            });
-        }
+        per_file.push(file_stats);
         loader.data.files.push(InputFile {
             path: planned.path.clone(),
             sha256,
@@ -199,7 +198,7 @@ pub fn load_with_progress(
         bytes_done += bytes_read.load(Ordering::Relaxed);
     }
 
-    loader.finish(options, &plan)
+    loader.finish(options, &plan, &per_file)
 }
 
 /// One file to read, after glob expansion.
@@ -268,7 +267,11 @@ fn plan_inputs(options: &LoadOptions) -> Result<Vec<PlannedFile>, DataError> {
                 designated_test: false,
                 source: Source::Fasta,
             };
-            add(&mut plan, file, format!("a header-labelled input ({pattern})"))?;
+            add(
+                &mut plan,
+                file,
+                format!("a header-labelled input ({pattern})"),
+            )?;
         }
     }
     for table in &options.tables {
@@ -354,7 +357,9 @@ impl Loader {
     fn ensure_counts(&mut self) {
         let n = self.classes.names().len();
         if self.data.normalization.len() < n {
-            self.data.normalization.resize(n, NormalizationCounts::default());
+            self.data
+                .normalization
+                .resize(n, NormalizationCounts::default());
         }
     }
 
@@ -397,12 +402,20 @@ impl Loader {
             return Err(DataError::InvalidCharacter {
                 path: path.to_path_buf(),
                 record: record_id(raw.header).into_owned(),
-                line: raw.line + 1 + lines_before,
-                column,
+                location: format!("line {}, column {column}", raw.line + 1 + lines_before),
                 character: describe_byte(bad.byte),
             });
         }
-        self.push_record(path, file, class, header.into_owned(), raw.line, offset, file_is_test, stats)
+        self.push_record(
+            path,
+            file,
+            class,
+            header.into_owned(),
+            raw.line,
+            offset,
+            file_is_test,
+            stats,
+        )
     }
 
     fn add_table_row(
@@ -420,12 +433,20 @@ impl Loader {
             return Err(DataError::InvalidCharacter {
                 path: path.to_path_buf(),
                 record: row.header.to_string(),
-                line: row.line,
-                column: bad.index as u64 + 1,
-                character: format!("{} (position {} of the sequence)", describe_byte(bad.byte), bad.index + 1),
+                location: format!("line {}, base {} of the sequence", row.line, bad.index + 1),
+                character: describe_byte(bad.byte),
             });
         }
-        self.push_record(path, file, class, row.header.to_string(), row.line, offset, false, stats)
+        self.push_record(
+            path,
+            file,
+            class,
+            row.header.to_string(),
+            row.line,
+            offset,
+            false,
+            stats,
+        )
     }
 
     /// Records the bases appended since `offset` as one record, or counts an empty one.
@@ -454,7 +475,10 @@ impl Loader {
             len: len as u64,
             max: u64::from(u32::MAX),
         })?;
-        let regex_test = self.test_regex.as_ref().is_some_and(|r| r.is_match(&header));
+        let regex_test = self
+            .test_regex
+            .as_ref()
+            .is_some_and(|r| r.is_match(&header));
         self.test_regex_matches += u64::from(regex_test);
         self.data.records.push(Record {
             header,
@@ -469,7 +493,13 @@ impl Loader {
         Ok(())
     }
 
-    fn finish(mut self, options: &LoadOptions, plan: &[PlannedFile]) -> Result<LoadedData, DataError> {
+    /// Checks what can only be judged once everything is read, then fixes the class order.
+    fn finish(
+        mut self,
+        options: &LoadOptions,
+        plan: &[PlannedFile],
+        per_file: &[FileStats],
+    ) -> Result<LoadedData, DataError> {
         self.ensure_counts();
         let mut per_class = vec![0u64; self.classes.names().len()];
         for record in &self.data.records {
@@ -487,6 +517,15 @@ impl Loader {
                     class: name.clone(),
                     files: files.join(", "),
                     empty_records: self.data.normalization[class].empty_records,
+                });
+            }
+        }
+        // After the class check, so that a class with no records is reported as such.
+        for (planned, stats) in plan.iter().zip(per_file) {
+            if stats.records == 0 && stats.empty > 0 {
+                return Err(DataError::AllRecordsEmpty {
+                    path: planned.path.clone(),
+                    records: stats.empty,
                 });
             }
         }
@@ -516,13 +555,10 @@ impl Loader {
     }
 }
 
-/// A FASTA file always has a class or a labeller; reaching here is a bug, reported not panicked.
-fn unreachable_class(path: &Path) -> Result<u32, DataError> {
-    Err(DataError::BadArgument {
-        option: "--labels-from-header",
-        spec: path.display().to_string(),
-        reason: "this file has neither a class nor a header label rule".to_string(),
-    })
+/// A FASTA file always has a class or a labeller (checked up front); reaching here would be
+/// a bug, reported rather than panicked.
+fn unreachable_class(_path: &Path) -> Result<u32, DataError> {
+    Err(DataError::MissingHeaderLabelRule)
 }
 
 #[cfg(test)]

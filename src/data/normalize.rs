@@ -88,7 +88,8 @@ pub fn normalize_into(
     out.reserve(raw.len());
     let mut line_start = 0usize;
     while line_start < raw.len() {
-        let line_end = memchr::memchr(b'\n', &raw[line_start..]).map_or(raw.len(), |p| line_start + p);
+        let line_end =
+            memchr::memchr(b'\n', &raw[line_start..]).map_or(raw.len(), |p| line_start + p);
         let line = &raw[line_start..line_end];
         let mut chunk_start = line_start;
         for chunk in line.chunks(64) {

@@ -13,7 +13,7 @@
 //!   row and turned back into the original sequence (k + n_kmers − 1 bases).
 
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 
@@ -81,19 +81,27 @@ pub(crate) fn read_table_file(
         let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
         let (_, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
         let mut buffered = BufReader::with_capacity(1 << 20, decoded);
-        let head = buffered.fill_buf().map_err(|e| read_error(path, e))?;
-        if head.trim_ascii().is_empty() {
-            return Err(DataError::EmptyFile {
+        // The first line decides the delimiter; it is then handed to the CSV reader again.
+        let mut first_line = Vec::new();
+        buffered
+            .read_until(b'\n', &mut first_line)
+            .map_err(|e| read_error(path, e))?;
+        if first_line.trim_ascii().is_empty() && buffered.fill_buf().map_or(true, |b| b.is_empty())
+        {
+            return Err(DataError::EmptyTable {
                 path: path.to_path_buf(),
             });
         }
-        let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-        let delimiter = if first_line.contains(&b'\t') { b'\t' } else { b',' };
+        let delimiter = if first_line.contains(&b'\t') {
+            b'\t'
+        } else {
+            b','
+        };
         let mut csv_reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(buffered);
+            .from_reader(std::io::Cursor::new(first_line).chain(buffered));
 
         let mut row = csv::ByteRecord::new();
         let mut pending_first_row = None;
@@ -107,7 +115,11 @@ pub(crate) fn read_table_file(
             .enumerate()
             .map(|(i, f)| {
                 let name = String::from_utf8_lossy(f);
-                let name = if i == 0 { name.trim_start_matches('\u{feff}') } else { &name };
+                let name = if i == 0 {
+                    name.trim_start_matches('\u{feff}')
+                } else {
+                    &name
+                };
                 name.trim().to_string()
             })
             .collect();
@@ -163,11 +175,13 @@ pub(crate) fn read_table_file(
             }
             let sequence = match kmer_k {
                 Some(k) => {
-                    join_kmers(sequence, k, &mut joined).map_err(|detail| DataError::Malformed {
-                        path: path.to_path_buf(),
-                        line,
-                        record: String::new(),
-                        detail,
+                    join_kmers(sequence, k, &mut joined).map_err(|detail| {
+                        DataError::Malformed {
+                            path: path.to_path_buf(),
+                            line,
+                            record: String::new(),
+                            detail,
+                        }
                     })?;
                     &joined[..]
                 }
@@ -232,13 +246,13 @@ fn read_row<R: std::io::Read>(
 /// A decoding failure in a table means a truncated or corrupt compressed file.
 fn read_error(path: &Path, err: std::io::Error) -> DataError {
     match err.kind() {
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-            DataError::Truncated {
-                path: path.to_path_buf(),
-                last_record: "unknown".to_string(),
-                detail: err.to_string(),
-            }
-        }
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::InvalidData => DataError::Truncated {
+            path: path.to_path_buf(),
+            last_record: "unknown".to_string(),
+            detail: err.to_string(),
+        },
         _ => DataError::io(path, err),
     }
 }
@@ -246,7 +260,21 @@ fn read_error(path: &Path, err: std::io::Error) -> DataError {
 fn is_nucleotide_letter(b: u8) -> bool {
     matches!(
         b.to_ascii_uppercase(),
-        b'A' | b'C' | b'G' | b'T' | b'U' | b'N' | b'R' | b'Y' | b'K' | b'M' | b'S' | b'W' | b'B' | b'D' | b'H' | b'V'
+        b'A' | b'C'
+            | b'G'
+            | b'T'
+            | b'U'
+            | b'N'
+            | b'R'
+            | b'Y'
+            | b'K'
+            | b'M'
+            | b'S'
+            | b'W'
+            | b'B'
+            | b'D'
+            | b'H'
+            | b'V'
     )
 }
 
@@ -306,7 +334,11 @@ fn column_name(names: &[String], has_header: bool, index: usize) -> String {
     }
 }
 
-fn columns_from_header(path: &Path, names: &[String], input: &TableInput) -> Result<Columns, DataError> {
+fn columns_from_header(
+    path: &Path,
+    names: &[String],
+    input: &TableInput,
+) -> Result<Columns, DataError> {
     let resolve = |wanted: &Option<String>,
                    known: &[&str],
                    what: &'static str,
@@ -332,8 +364,18 @@ fn columns_from_header(path: &Path, names: &[String], input: &TableInput) -> Res
                 }),
         }
     };
-    let sequence = resolve(&input.sequence_column, &SEQUENCE_COLUMNS, "sequences", "sequence-column")?;
-    let label = resolve(&input.label_column, &LABEL_COLUMNS, "labels", "label-column")?;
+    let sequence = resolve(
+        &input.sequence_column,
+        &SEQUENCE_COLUMNS,
+        "sequences",
+        "sequence-column",
+    )?;
+    let label = resolve(
+        &input.label_column,
+        &LABEL_COLUMNS,
+        "labels",
+        "label-column",
+    )?;
     if sequence == label {
         return Err(DataError::UnknownColumn {
             path: path.to_path_buf(),
@@ -371,7 +413,9 @@ fn columns_without_header(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let by_number = |wanted: &Option<String>, option: &'static str| -> Result<Option<usize>, DataError> {
+    let by_number = |wanted: &Option<String>,
+                     option: &'static str|
+     -> Result<Option<usize>, DataError> {
         match wanted {
             None => Ok(None),
             Some(w) => column_number(w, count)
@@ -399,18 +443,18 @@ fn columns_without_header(
                 present: present(),
             })?,
     };
-    let label = match by_number(&input.label_column, "label-column")? {
-        Some(i) => i,
-        None => (0..count)
-            .rev()
-            .find(|&i| i != sequence)
-            .ok_or_else(|| DataError::UnknownColumn {
-                path: path.to_path_buf(),
-                what: "labels",
-                option: "label-column",
-                present: present(),
+    let label =
+        match by_number(&input.label_column, "label-column")? {
+            Some(i) => i,
+            None => (0..count).rev().find(|&i| i != sequence).ok_or_else(|| {
+                DataError::UnknownColumn {
+                    path: path.to_path_buf(),
+                    what: "labels",
+                    option: "label-column",
+                    present: present(),
+                }
             })?,
-    };
+        };
     let id = (0..count).find(|&i| i != sequence && i != label);
     Ok(Columns {
         sequence,
@@ -434,7 +478,11 @@ fn kmer_length(field: &[u8]) -> Option<usize> {
 fn join_kmers(field: &[u8], k: usize, out: &mut Vec<u8>) -> Result<(), String> {
     out.clear();
     let mut previous: Option<&[u8]> = None;
-    for (n, token) in field.split(|&b| b == b' ').filter(|t| !t.is_empty()).enumerate() {
+    for (n, token) in field
+        .split(|&b| b == b' ')
+        .filter(|t| !t.is_empty())
+        .enumerate()
+    {
         if token.len() != k {
             return Err(format!(
                 "k-mer {} ('{}') has {} letters but the table's k-mers have {k}; every sequence must be k-mers of one length",

@@ -13,7 +13,9 @@ pub fn shared_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// `shared_dir()/relative` when it exists; otherwise prints why the calling test is skipped.
+/// `shared_dir()/relative`; `None` (after printing why the calling test is skipped) when the
+/// shared folder is absent. Panics when the folder exists but lacks `relative`.
+/// Use as `let Some(path) = common::shared_path("data/formats") else { return };`.
 pub fn shared_path(relative: &str) -> Option<PathBuf> {
     let Some(dir) = shared_dir() else {
         eprintln!(
@@ -22,21 +24,11 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
         return None;
     };
     let path = dir.join(relative);
-    if !path.exists() {
-        eprintln!("skipped: {} does not exist", path.display());
-        return None;
-    }
+    // The folder is there, so a missing file is a broken test, not a reason to skip.
+    assert!(
+        path.exists(),
+        "{} is missing from the shared folder",
+        path.display()
+    );
     Some(path)
-}
-
-/// Returns early from a test, printing the reason, when a shared file or folder is missing:
-/// `let dir = require_shared!("data/genomes");`
-#[macro_export]
-macro_rules! require_shared {
-    ($relative:expr) => {
-        match $crate::common::shared_path($relative) {
-            Some(path) => path,
-            None => return,
-        }
-    };
 }
