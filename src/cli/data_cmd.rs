@@ -16,7 +16,8 @@ use crate::data::{
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Read the inputs, label, window and split them, and print a QC report.
-    Inspect(InspectArgs),
+    // Boxed: the data options are large and clap's command enum holds every subcommand.
+    Inspect(Box<InspectArgs>),
 }
 
 /// Which data to read, how to label, window and split it. Shared by every command that
@@ -108,11 +109,6 @@ impl DataArgs {
                 .map(|spec| ClassInput::parse(spec).map_err(anyhow::Error::from))
                 .collect()
         };
-        if self.labels_from_header.is_some() && self.input.is_empty() {
-            anyhow::bail!(
-                "--labels-from-header applies to --input files, and none were given; add --input PATH"
-            );
-        }
         Ok(LoadOptions {
             class_inputs: parse_all(&self.class)?,
             header_labelled: self.input.clone(),
@@ -176,7 +172,7 @@ pub struct InspectArgs {
 
 pub fn run(cmd: DataCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        DataCommand::Inspect(args) => inspect(args),
+        DataCommand::Inspect(args) => inspect(*args),
     }
 }
 
