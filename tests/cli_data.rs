@@ -215,3 +215,73 @@ fn real_promoter_table_without_composition_warning() {
     // One fold of the five holds about a fifth of the 59,196 sequences.
     assert!((11_000..13_000).contains(&windows), "{windows}");
 }
+
+#[test]
+fn real_enhancers_with_a_designated_test_set_and_whole_chromosomes_held_out() {
+    let Some(dir) = common::shared_path("data/enhancers_human_ienhancer2l") else {
+        return;
+    };
+    let out = tempfile::tempdir().expect("temp dir");
+    let manifest_path = out.path().join("enhancers.json");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let output = dnatune(&[
+        "data",
+        "inspect",
+        "--class",
+        &format!("enhancer={}", file("enhancer.cv.txt")),
+        "--class",
+        &format!("non={}", file("non.cv.txt")),
+        "--test-class",
+        &format!("enhancer={}", file("enhancer.ind.txt")),
+        "--test-class",
+        &format!("non={}", file("non.ind.txt")),
+        "--group-by",
+        r"^(CHR\w+?)_",
+        "--manifest",
+        manifest_path.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("written")).expect("JSON");
+
+    let files = manifest["files"].as_array().expect("files");
+    let records = manifest["records"].as_array().expect("records");
+    let record = |index: u64| {
+        records
+            .iter()
+            .find(|r| r["index"] == index)
+            .expect("every window's record is listed")
+    };
+    let windows = |split: &str| -> Vec<u64> {
+        manifest["windows"][split]
+            .as_array()
+            .expect("windows")
+            .iter()
+            .map(|w| w[0].as_u64().expect("record index"))
+            .collect()
+    };
+    // The test set is exactly the independent files: 200 + 200 records, of which 100
+    // enhancers are exact copies of cross-validation enhancers (checked independently in
+    // Python) and are removed, so 300 remain.
+    let test = windows("test");
+    for &index in &test {
+        let file = &files[record(index)["file"].as_u64().expect("file") as usize];
+        assert!(file["path"].as_str().expect("path").ends_with(".ind.txt"));
+    }
+    assert_eq!(test.len(), 300);
+    // No chromosome has records in both train and validation, whatever their class.
+    let chromosome = |index: u64| {
+        let id = record(index)["id"].as_str().expect("id").to_string();
+        id.split('_').next().unwrap_or_default().to_string()
+    };
+    let train: std::collections::HashSet<String> =
+        windows("train").into_iter().map(chromosome).collect();
+    let validation: std::collections::HashSet<String> =
+        windows("validation").into_iter().map(chromosome).collect();
+    assert!(!train.is_empty() && !validation.is_empty());
+    assert!(
+        train.is_disjoint(&validation),
+        "shared: {:?}",
+        train.intersection(&validation).collect::<Vec<_>>()
+    );
+}
