@@ -1,5 +1,15 @@
 //! The pipeline from loaded records to a dataset: windows, blocks, groups, the seeded
 //! split, duplicate removal and the QC report.
+//!
+//! The unit a split assigns is a group: by default one record; with `--group-by` all records
+//! whose headers give the same capture (across classes, so a chromosome is held out whole);
+//! with `--block BP` each contiguous block of a record. A class with fewer usable records
+//! than its smallest split needs (`ceil(1 / smallest fraction)`, 10 for 0.8/0.1/0.1) is cut
+//! into blocks automatically when windows are on and `--group-by` is off: about five blocks
+//! per needed group, at least four windows long, a multiple of the stride. Windows never
+//! straddle a block border (those are dropped and counted). Designated test records
+//! (`--test-class`, `--test-regex`) form the test set; train and validation then share the
+//! rest in their `--split` proportion.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
