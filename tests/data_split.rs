@@ -587,3 +587,50 @@ fn gc_shortcut_warning_on_species_promoters_but_not_on_shuffled_negatives() {
     });
     assert!(!warned && mcc.abs() < 0.2, "MCC {mcc}");
 }
+
+#[test]
+fn reloading_a_manifest_after_an_input_file_changed_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rng = SplitMix64::new(12);
+    let mut write_class = |name: &str| {
+        let mut fasta = String::new();
+        for i in 0..30 {
+            let bases = random_bases(&mut rng, 150, 0.5, 0.0);
+            fasta.push_str(&format!(
+                ">{name}{i}\n{}\n",
+                String::from_utf8_lossy(&bases)
+            ));
+        }
+        let path = dir.path().join(format!("{name}.fa"));
+        std::fs::write(&path, fasta).expect("written");
+        path
+    };
+    let yes = write_class("yes");
+    let no = write_class("no");
+    let load_options = LoadOptions {
+        class_inputs: vec![class_input("yes", &yes), class_input("no", &no)],
+        ..Default::default()
+    };
+    let dataset = Dataset::build(
+        load(&load_options).expect("loads"),
+        &DatasetOptions::default(),
+    )
+    .expect("splits");
+    let manifest_path = dir.path().join("manifest.json");
+    Manifest::new(&dataset, &load_options)
+        .write(&manifest_path)
+        .expect("written");
+    let manifest = Manifest::read(&manifest_path).expect("readable");
+    let again = manifest.reload().expect("unchanged files");
+    assert_eq!(again.windows(Split::Test), dataset.windows(Split::Test));
+
+    // One base changed in one file.
+    let mut text = std::fs::read_to_string(&no).expect("readable");
+    let at = text.find('\n').expect("a header line") + 1;
+    let replacement = if &text[at..at + 1] == "A" { "C" } else { "A" };
+    text.replace_range(at..at + 1, replacement);
+    std::fs::write(&no, text).expect("rewritten");
+    let err = manifest.reload().unwrap_err();
+    assert!(matches!(err, DatasetError::FileChanged { .. }), "{err}");
+    assert!(err.to_string().contains("no.fa"), "{err}");
+}
