@@ -558,7 +558,8 @@ fn gc_shortcut_warning_on_species_promoters_but_not_on_shuffled_negatives() {
     });
     assert!(warned && mcc >= 0.8, "MCC {mcc}");
 
-    // E. coli promoters vs non-promoters differ in GC (41% vs 53%, MCC ≈ 0.67) but less.
+    // E. coli promoters vs non-promoters differ in GC (41% vs 53%; best threshold on all
+    // sequences MCC ≈ 0.67) but less.
     let Some(ecoli) = common::shared_path("data/promoters_cnnprom/Ecoli_prom.fa.gz") else {
         return;
     };
@@ -572,7 +573,7 @@ fn gc_shortcut_warning_on_species_promoters_but_not_on_shuffled_negatives() {
         ],
         ..Default::default()
     });
-    assert!(!warned && (0.5..0.8).contains(&mcc), "MCC {mcc}");
+    assert!(!warned && (0.4..0.8).contains(&mcc), "MCC {mcc}");
 
     // GENA promoters vs shuffled promoters: identical composition.
     let Some(fold) = common::shared_path("data/promoters_human_epd_gena300/fold_1.csv.gz") else {
