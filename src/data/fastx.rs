@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 
 use needletail::errors::{ParseError, ParseErrorKind};
 use needletail::parser::Format;
@@ -123,141 +122,6 @@ pub(crate) fn decompress<'a, R: Read + Send + 'a>(
     Ok((compression, boxed))
 }
 
-/// Bytes per chunk handed from the reading thread to the parser.
-const CHUNK_BYTES: usize = 256 * 1024;
-
-/// The text of a file as produced by the reading thread of [`with_background_text`].
-pub(crate) struct ChannelReader {
-    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
-    spare: mpsc::Sender<Vec<u8>>,
-    current: Vec<u8>,
-    pos: usize,
-    finished: bool,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.current.len() {
-            if self.finished {
-                return Ok(0);
-            }
-            match self.chunks.recv() {
-                Ok(Ok(chunk)) => {
-                    let used = std::mem::replace(&mut self.current, chunk);
-                    self.pos = 0;
-                    if used.capacity() > 0 {
-                        let _ = self.spare.send(used); // the reader may be done; then it is dropped
-                    }
-                }
-                Ok(Err(err)) => {
-                    self.finished = true;
-                    return Err(err);
-                }
-                Err(_) => self.finished = true, // the reader hung up: end of the text
-            }
-        }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Reads `path` on a helper thread, which hashes (sha256) and decompresses it, while `consume`
-/// parses the text on this thread: hashing and decompression overlap with parsing instead of
-/// adding to it. `consume` gets whether the file is compressed (for messages) and the text.
-/// Returns what `consume` returns and the file's sha256.
-pub(crate) fn with_background_text<T>(
-    path: &Path,
-    bytes_read: &AtomicU64,
-    consume: impl FnOnce(bool, ChannelReader) -> Result<T, DataError>,
-) -> Result<(T, String), DataError> {
-    let mut file = open_input(path)?;
-    let compressed = first_bytes(path, 6)
-        .map(|b| Compression::detect(&b) != Compression::None)
-        .map_err(|e| DataError::io(path, e))?;
-    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
-    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || -> Result<Option<String>, DataError> {
-            let mut hasher = Sha256::new();
-            {
-                let raw = DigestReader::new(&mut file, &mut hasher, bytes_read);
-                let mut text = match decompress(raw) {
-                    Ok((_, text)) => text,
-                    Err(err) => {
-                        let _ = chunk_tx.send(Err(err));
-                        return Ok(None);
-                    }
-                };
-                loop {
-                    let mut chunk = spare_rx.try_recv().unwrap_or_default();
-                    chunk.resize(CHUNK_BYTES, 0);
-                    match fill(&mut text, &mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            chunk.truncate(n);
-                            if chunk_tx.send(Ok(chunk)).is_err() {
-                                return Ok(None); // the parser stopped early (an error)
-                            }
-                        }
-                        Err(err) => {
-                            let _ = chunk_tx.send(Err(err));
-                            return Ok(None);
-                        }
-                    }
-                }
-            }
-            drop(chunk_tx);
-            finish_digest(path, &mut file, hasher, bytes_read).map(Some)
-        });
-        let text = ChannelReader {
-            chunks: chunk_rx,
-            spare: spare_tx,
-            current: Vec::new(),
-            pos: 0,
-            finished: false,
-        };
-        let consumed = consume(compressed, text);
-        let digest = reader
-            .join()
-            .map_err(|_| DataError::io(path, io::Error::other("the file reading thread failed")))?;
-        let value = consumed?;
-        match digest? {
-            Some(sha256) => Ok((value, sha256)),
-            // The parser finished without reading to the end (it never should): hash anew.
-            None => Ok((value, sha256_of(path)?)),
-        }
-    })
-}
-
-fn first_bytes(path: &Path, n: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    File::open(path)?.take(n).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-fn sha256_of(path: &Path) -> Result<String, DataError> {
-    let mut file = open_input(path)?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).map_err(|e| DataError::io(path, e))?;
-    Ok(hex(&hasher.finalize()))
-}
-
 /// One record as the parser sees it, before normalisation.
 pub(crate) struct RawRecord<'r> {
     /// The header line without `>`/`@` and without a trailing `\r`.
@@ -273,78 +137,75 @@ pub(crate) struct RawRecord<'r> {
 pub(crate) fn read_fastx_file(
     path: &Path,
     bytes_read: &AtomicU64,
-    on_record: impl FnMut(RawRecord<'_>) -> Result<(), DataError>,
-) -> Result<(InputFormat, String), DataError> {
-    with_background_text(path, bytes_read, |compressed, text| {
-        parse_fastx(path, compressed, text, on_record)
-    })
-}
-
-fn parse_fastx(
-    path: &Path,
-    compressed: bool,
-    mut decoded: ChannelReader,
     mut on_record: impl FnMut(RawRecord<'_>) -> Result<(), DataError>,
-) -> Result<InputFormat, DataError> {
+) -> Result<(InputFormat, String), DataError> {
+    let mut file = open_input(path)?;
+    let mut hasher = Sha256::new();
     let mut format = InputFormat::Fasta;
-    let mut first = [0u8; 1];
-    if let Err(err) = decoded.read_exact(&mut first) {
-        return Err(match err.kind() {
-            io::ErrorKind::UnexpectedEof => DataError::EmptyFile {
-                path: path.to_path_buf(),
-            },
-            _ => io_or_truncated(path, compressed, err.to_string(), None),
-        });
-    }
-    let text = io::Cursor::new(first).chain(decoded);
-    // needletail rejects a FASTA file that ends in a header with no sequence line; two
-    // extra line breaks turn that into the empty record it is (counted and skipped).
-    let stream: Box<dyn Read + Send> = if first[0] == b'>' {
-        Box::new(text.chain(&b"\n\n"[..]))
-    } else {
-        Box::new(text)
-    };
-    let mut parser = match needletail::parse_fastx_reader(stream) {
-        Ok(parser) => parser,
-        Err(err) => return Err(start_error(path, compressed, err)),
-    };
-    // Id and line of the last good record, for messages about what follows it.
-    let mut last_record: Option<(String, u64)> = None;
-    let mut no_records_yet = true;
-    while let Some(next) = parser.next() {
-        let record = match next {
-            Ok(record) => record,
-            Err(err) => return Err(parse_error(path, compressed, err, last_record)),
+    {
+        let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
+        let (compression, mut decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
+        let compressed = compression != Compression::None;
+        let mut first = [0u8; 1];
+        if let Err(err) = decoded.read_exact(&mut first) {
+            return Err(match err.kind() {
+                io::ErrorKind::UnexpectedEof => DataError::EmptyFile {
+                    path: path.to_path_buf(),
+                },
+                _ => io_or_truncated(path, compressed, err.to_string(), None),
+            });
+        }
+        let text = io::Cursor::new(first).chain(decoded);
+        // needletail rejects a FASTA file that ends in a header with no sequence line; two
+        // extra line breaks turn that into the empty record it is (counted and skipped).
+        let stream: Box<dyn Read + Send> = if first[0] == b'>' {
+            Box::new(text.chain(&b"\n\n"[..]))
+        } else {
+            Box::new(text)
         };
+        let mut parser = match needletail::parse_fastx_reader(stream) {
+            Ok(parser) => parser,
+            Err(err) => return Err(start_error(path, compressed, err)),
+        };
+        // Id and line of the last good record, for messages about what follows it.
+        let mut last_record: Option<(String, u64)> = None;
+        let mut no_records_yet = true;
+        while let Some(next) = parser.next() {
+            let record = match next {
+                Ok(record) => record,
+                Err(err) => return Err(parse_error(path, compressed, err, last_record)),
+            };
+            if no_records_yet {
+                no_records_yet = false;
+                if record.format() == Format::Fastq {
+                    format = InputFormat::Fastq;
+                }
+            }
+            let line = record.start_line_number();
+            on_record(RawRecord {
+                header: record.id(),
+                line,
+                raw_seq: record.raw_seq(),
+            })?;
+            let id = record_id(record.id());
+            match &mut last_record {
+                Some((last_id, last_line)) => {
+                    last_id.clear();
+                    last_id.push_str(&id);
+                    *last_line = line;
+                }
+                None => last_record = Some((id.into_owned(), line)),
+            }
+        }
         if no_records_yet {
-            no_records_yet = false;
-            if record.format() == Format::Fastq {
-                format = InputFormat::Fastq;
-            }
-        }
-        let line = record.start_line_number();
-        on_record(RawRecord {
-            header: record.id(),
-            line,
-            raw_seq: record.raw_seq(),
-        })?;
-        let id = record_id(record.id());
-        match &mut last_record {
-            Some((last_id, last_line)) => {
-                last_id.clear();
-                last_id.push_str(&id);
-                *last_line = line;
-            }
-            None => last_record = Some((id.into_owned(), line)),
+            // A parser that yields nothing saw no record at all, e.g. a gzip of an empty file.
+            return Err(DataError::EmptyFile {
+                path: path.to_path_buf(),
+            });
         }
     }
-    if no_records_yet {
-        // A parser that yields nothing saw no record at all, e.g. a gzip of an empty file.
-        return Err(DataError::EmptyFile {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(format)
+    let sha256 = finish_digest(path, &mut file, hasher, bytes_read)?;
+    Ok((format, sha256))
 }
 
 /// The record id (header up to the first whitespace), for messages.

@@ -18,9 +18,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::error::DataError;
-use super::fastx::with_background_text;
+use super::fastx::{decompress, finish_digest, open_input, DigestReader};
 use super::types::InputFormat;
 
 /// A table of labelled sequences to read.
@@ -73,9 +74,13 @@ pub(crate) fn read_table_file(
     bytes_read: &AtomicU64,
     mut on_row: impl FnMut(TableRow<'_>) -> Result<(), DataError>,
 ) -> Result<(InputFormat, String), DataError> {
-    with_background_text(path, bytes_read, |_compressed, text| {
-        let mut format = InputFormat::Table;
-        let mut buffered = BufReader::with_capacity(1 << 20, text);
+    let mut file = open_input(path)?;
+    let mut hasher = Sha256::new();
+    let mut format = InputFormat::Table;
+    {
+        let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
+        let (_, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
+        let mut buffered = BufReader::with_capacity(1 << 20, decoded);
         // The first line decides the delimiter; it is then handed to the CSV reader again.
         let mut first_line = Vec::new();
         buffered
@@ -214,8 +219,9 @@ pub(crate) fn read_table_file(
                 path: path.to_path_buf(),
             });
         }
-        Ok(format)
-    })
+    }
+    let sha256 = finish_digest(path, &mut file, hasher, bytes_read)?;
+    Ok((format, sha256))
 }
 
 fn read_row<R: std::io::Read>(
