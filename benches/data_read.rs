@@ -284,8 +284,12 @@ fn child(what: &str, path: &Path) {
                 let record = record.expect("parse");
                 total += record.raw_seq().len();
                 if normalize {
-                    dnatune::data::normalize::normalize_into(record.raw_seq(), &mut bases, &mut counts)
-                        .expect("normalize");
+                    dnatune::data::normalize::normalize_into(
+                        record.raw_seq(),
+                        &mut bases,
+                        &mut counts,
+                    )
+                    .expect("normalize");
                 }
             }
             std::hint::black_box((total, bases.len()));
