@@ -40,6 +40,7 @@ def main(path):
     from Bio import SeqIO
 
     start = time.perf_counter()
+    cpu_start = time.process_time()
     opener = gzip.open if path.endswith(".gz") else open
     windows = 0
     with opener(path, "rt") as handle:
@@ -49,8 +50,11 @@ def main(path):
                 window = sequence[begin : begin + WINDOW_BP]
                 windows += 1
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"seconds={seconds} peak_kb={peak_kb} windows={windows}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"seconds={seconds} peak_kb={usage.ru_maxrss} windows={windows} "
+        f"cpu_seconds={time.process_time() - cpu_start}"
+    )
 
 
 if __name__ == "__main__":

@@ -77,17 +77,18 @@ fn main() {
 
     println!();
     println!("input: {:.1} MB FASTA (60-column lines); rates are MB of uncompressed FASTA per second, best of {REPEATS}", mb(size));
-    println!("| run | MB/s | seconds | peak RSS MB | windows |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| run | MB/s | seconds | CPU seconds | peak RSS MB | windows |");
+    println!("|---|---:|---:|---:|---:|---:|");
     let row = |name: &str, r: &Option<Run>| match r {
         Some(r) => println!(
-            "| {name} | {:.0} | {:.3} | {:.0} | {} |",
+            "| {name} | {:.0} | {:.3} | {} | {:.0} | {} |",
             mb(size) / r.seconds,
             r.seconds,
+            r.cpu_seconds.map_or("–".to_string(), |c| format!("{c:.2}")),
             r.peak_kb as f64 / 1024.0,
             r.windows
         ),
-        None => println!("| {name} | – | – | – | – |"),
+        None => println!("| {name} | – | – | – | – | – |"),
     };
     row("dnatune, plain", &plain);
     row("dnatune, gzip", &gzipped);
@@ -125,6 +126,8 @@ fn main() {
 
 struct Run {
     seconds: f64,
+    /// CPU time of the measured work (all threads).
+    cpu_seconds: Option<f64>,
     peak_kb: u64,
     windows: u64,
 }
@@ -212,6 +215,7 @@ fn parse_run(text: &str) -> Option<Run> {
     };
     Some(Run {
         seconds: field("seconds")?.parse().ok()?,
+        cpu_seconds: field("cpu_seconds").and_then(|c| c.parse().ok()),
         peak_kb: field("peak_kb")?.parse().ok()?,
         windows: field("windows")?.parse().ok()?,
     })
@@ -294,7 +298,26 @@ fn child(what: &str, path: &Path) {
         other => panic!("unknown child task {other}"),
     };
     let seconds = start.elapsed().as_secs_f64();
-    println!("seconds={seconds} peak_kb={} windows={windows}", peak_kb());
+    println!(
+        "seconds={seconds} peak_kb={} windows={windows} cpu_seconds={}",
+        peak_kb(),
+        cpu_seconds()
+    );
+}
+
+/// User + system CPU time of this process (all threads), from `/proc/self/stat` (1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// This process's peak resident memory (`VmHWM`), in KiB.

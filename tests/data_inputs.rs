@@ -759,3 +759,24 @@ fn header_labels_need_both_a_rule_and_files() {
     let message = load(&without_files).unwrap_err().to_string();
     assert!(message.contains("no file to read labels from"), "{message}");
 }
+
+#[test]
+fn truncated_gzip_table_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = b"sequence,label\n".to_vec();
+    for i in 0..3000 {
+        let seq: String = (0..100)
+            .map(|j| b"ACGT"[(i * 5 + j * j * 7 + j / 3) % 4] as char)
+            .collect();
+        writeln!(csv, "{seq},{}", i % 2).unwrap();
+    }
+    let compressed = gzip(&csv);
+    let path = write(
+        dir.path(),
+        "cut.csv.gz",
+        &compressed[..compressed.len() / 2],
+    );
+    let message = error_naming(load(&tables(std::slice::from_ref(&path))), &path);
+    assert!(message.contains("truncated or corrupt"), "{message}");
+    assert!(message.contains("the row at line"), "{message}");
+}

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::DataError;
-use super::fastx::{decompress, finish_digest, open_input, DigestReader};
+use super::fastx::{decompress, finish_digest, open_input, Compression, DigestReader};
 use super::types::InputFormat;
 
 /// A table of labelled sequences to read.
@@ -79,13 +79,14 @@ pub(crate) fn read_table_file(
     let mut format = InputFormat::Table;
     {
         let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
-        let (_, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
+        let (compression, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
+        let compressed = compression != Compression::None;
         let mut buffered = BufReader::with_capacity(1 << 20, decoded);
         // The first line decides the delimiter; it is then handed to the CSV reader again.
         let mut first_line = Vec::new();
         buffered
             .read_until(b'\n', &mut first_line)
-            .map_err(|e| read_error(path, e))?;
+            .map_err(|e| read_error(path, compressed, e, 0))?;
         if first_line.trim_ascii().is_empty() && buffered.fill_buf().map_or(true, |b| b.is_empty())
         {
             return Err(DataError::EmptyTable {
@@ -105,7 +106,7 @@ pub(crate) fn read_table_file(
 
         let mut row = csv::ByteRecord::new();
         let mut pending_first_row = None;
-        if !read_row(&mut csv_reader, &mut row, path)? {
+        if !read_row(&mut csv_reader, &mut row, path, compressed)? {
             return Err(DataError::EmptyTable {
                 path: path.to_path_buf(),
             });
@@ -142,7 +143,7 @@ pub(crate) fn read_table_file(
             let current = match pending_first_row.take() {
                 Some(first) => first,
                 None => {
-                    if !read_row(&mut csv_reader, &mut row, path)? {
+                    if !read_row(&mut csv_reader, &mut row, path, compressed)? {
                         break;
                     }
                     std::mem::take(&mut row)
@@ -228,11 +229,13 @@ fn read_row<R: std::io::Read>(
     reader: &mut csv::Reader<R>,
     row: &mut csv::ByteRecord,
     path: &Path,
+    compressed: bool,
 ) -> Result<bool, DataError> {
+    let last_line = row.position().map_or(0, |p| p.line());
     reader.read_byte_record(row).map_err(|err| {
         let line = err.position().map_or(0, |p| p.line());
         match err.into_kind() {
-            csv::ErrorKind::Io(e) => read_error(path, e),
+            csv::ErrorKind::Io(e) => read_error(path, compressed, e, last_line),
             other => DataError::Malformed {
                 path: path.to_path_buf(),
                 line,
@@ -243,17 +246,20 @@ fn read_row<R: std::io::Read>(
     })
 }
 
-/// A decoding failure in a table means a truncated or corrupt compressed file.
-fn read_error(path: &Path, err: std::io::Error) -> DataError {
-    match err.kind() {
-        std::io::ErrorKind::UnexpectedEof
-        | std::io::ErrorKind::InvalidInput
-        | std::io::ErrorKind::InvalidData => DataError::Truncated {
-            path: path.to_path_buf(),
-            last_record: "unknown".to_string(),
-            detail: err.to_string(),
+/// A read failure in a compressed table means truncated or corrupt data. `last_line` is the
+/// line of the last row read (0: none).
+fn read_error(path: &Path, compressed: bool, err: std::io::Error, last_line: u64) -> DataError {
+    if !compressed {
+        return DataError::io(path, err);
+    }
+    DataError::Truncated {
+        path: path.to_path_buf(),
+        last_record: if last_line == 0 {
+            "none".to_string()
+        } else {
+            format!("the row at line {last_line}")
         },
-        _ => DataError::io(path, err),
+        detail: err.to_string(),
     }
 }
 
