@@ -44,6 +44,9 @@ pub struct EmbedArgs {
     /// Sequences per forward pass.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Also list the checkpoint's tensors that the encoder does not use (e.g. MLM heads).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
@@ -54,6 +57,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let tokenizer = Tokenizer::from_model_dir(&dir)?;
     let model = load_encoder(&dir, DType::F32, &Device::Cpu)
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
+    report_loading(&model, args.verbose);
     let records = read_sequences(&args.input)?;
     if records.is_empty() {
         anyhow::bail!(
@@ -83,6 +87,26 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tensors the checkpoint lacked are not pretrained: always say so. Unused tensors (heads the
+/// encoder does not need) are only listed on request.
+fn report_loading(model: &LoadedEncoder, verbose: bool) {
+    let report = model.report();
+    if !report.initialized.is_empty() {
+        eprintln!(
+            "note: the checkpoint lacks {} tensor(s), initialised randomly: {}",
+            report.initialized.len(),
+            report.initialized.join(", ")
+        );
+    }
+    if verbose && !report.unused.is_empty() {
+        eprintln!(
+            "unused checkpoint tensors ({}): {}",
+            report.unused.len(),
+            report.unused.join(", ")
+        );
+    }
 }
 
 struct Embedded {
