@@ -417,6 +417,7 @@ impl Dnabert2MlmHead {
                 name: "cls.predictions.decoder".to_string(),
                 weight: model.word_embeddings().clone(),
                 bias: Some(predictions.get(cfg.vocab_size, bias_name)?),
+                lora: None,
             },
         })
     }
