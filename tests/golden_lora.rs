@@ -113,6 +113,7 @@ fn loss_and_every_gradient_match_peft_for_all_families() {
         );
 
         let grad_store = loss.backward().expect("backward");
+        let mut max_grad_diff = 0f32;
         for (name, var) in model.trainable_vars() {
             let grad = grad_store
                 .get(var.as_tensor())
@@ -124,6 +125,12 @@ fn loss_and_every_gradient_match_peft_for_all_families() {
                 .flatten_all()
                 .and_then(|t| t.to_vec1())
                 .expect("golden grad");
+            let max_abs = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs())
+                .fold(0f32, f32::max);
+            max_grad_diff = max_grad_diff.max(max_abs);
             let worst = got
                 .iter()
                 .zip(&want)
@@ -134,7 +141,10 @@ fn loss_and_every_gradient_match_peft_for_all_families() {
                 "{family} {name}: gradient off by {worst:.3e} beyond 1e-4 + 1e-3·|ref|"
             );
         }
-        eprintln!("{family}: {} gradients match", params.len());
+        eprintln!(
+            "{family}: {} gradients match, max |diff| = {max_grad_diff:.3e}",
+            params.len()
+        );
     }
 }
 
@@ -183,4 +193,133 @@ fn fresh_lora_passes_gradient_to_every_b_and_head_tensor() {
         }
         assert!(lora_b > 0, "{family}: no LoRA B tensor");
     }
+}
+
+#[test]
+fn missing_head_tensors_are_initialised_reported_and_trained() {
+    let Some(fixtures) = fixtures_dir("missing_head_tensors_are_initialised_reported_and_trained")
+    else {
+        return;
+    };
+    // A DNABERT checkpoint without a pooler, as many Hub MaskedLM checkpoints are.
+    let source = fixtures.join("dnabert1/model");
+    let model_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        source.join("config.json"),
+        model_dir.path().join("config.json"),
+    )
+    .expect("copy config");
+    let mut tensors =
+        candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu)
+            .expect("read");
+    tensors.retain(|name, _| !name.starts_with("bert.pooler."));
+    candle_core::safetensors::save(&tensors, model_dir.path().join("model.safetensors"))
+        .expect("write");
+
+    let spec = ClassifierSpec {
+        num_labels: 3,
+        lora: Some(LoraConfig::for_family(
+            dnatune::model::config::Family::Dnabert,
+        )),
+        train_pooler: false,
+        seed: 11,
+    };
+    let build = || {
+        SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &Device::Cpu)
+            .expect("classifier")
+    };
+    let model = build();
+    let report = model.report();
+    for name in [
+        "bert.pooler.dense.weight",
+        "bert.pooler.dense.bias",
+        "classifier.weight",
+        "classifier.bias",
+    ] {
+        assert!(
+            report.initialized.contains(&name.to_string()),
+            "{name} should be reported as initialised: {:?}",
+            report.initialized
+        );
+    }
+    let names: Vec<String> = model.trainable_vars().into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.contains(&"base_model.model.bert.pooler.modules_to_save.default.dense.weight".into())
+    );
+    assert_eq!(model.modules_to_save(), vec!["pooler", "classifier"]);
+
+    // The same seed gives the same initial model, so runs are reproducible.
+    let again = build();
+    let golden = Golden::open(&fixtures.join("dnabert1/golden.safetensors"));
+    let first = model
+        .forward(golden.get("input_ids"), golden.get("attention_mask"), false)
+        .expect("forward");
+    let second = again
+        .forward(golden.get("input_ids"), golden.get("attention_mask"), false)
+        .expect("forward");
+    assert_eq!(first.dims(), [4, 3]);
+    assert_close("same seed, same logits", &first, &second, 0.0);
+}
+
+#[test]
+fn a_checkpoint_head_with_another_class_count_is_refused() {
+    let Some(fixtures) = fixtures_dir("a_checkpoint_head_with_another_class_count_is_refused")
+    else {
+        return;
+    };
+    // An NT checkpoint that already holds a 2-class head, asked for 3 classes.
+    let source = fixtures.join("nt_v2");
+    let model_dir = tempfile::tempdir().expect("temp dir");
+    for file in std::fs::read_dir(source.join("model")).expect("model dir") {
+        let path = file.expect("entry").path();
+        if path.file_name().is_some_and(|n| n != "model.safetensors") {
+            std::fs::copy(&path, model_dir.path().join(path.file_name().unwrap())).expect("copy");
+        }
+    }
+    let golden = Golden::open(&source.join("golden.safetensors"));
+    let mut tensors =
+        candle_core::safetensors::load(source.join("model/model.safetensors"), &Device::Cpu)
+            .expect("read");
+    for (name, tensor) in &golden.tensors {
+        if let Some(head_name) = name.strip_prefix("cls2.head.") {
+            tensors.insert(head_name.to_string(), tensor.clone());
+        }
+    }
+    candle_core::safetensors::save(&tensors, model_dir.path().join("model.safetensors"))
+        .expect("write");
+
+    // With 2 classes the stored head is used: cls2 logits without any LoRA.
+    let spec = ClassifierSpec {
+        num_labels: 2,
+        lora: None,
+        train_pooler: false,
+        seed: 1,
+    };
+    let model = SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &Device::Cpu)
+        .expect("classifier");
+    assert!(model.report().initialized.is_empty());
+    let logits = model
+        .forward(golden.get("input_ids"), golden.get("attention_mask"), false)
+        .expect("forward");
+    assert_close(
+        "nt_v2 cls2.logits from the checkpoint head",
+        &logits,
+        golden.get("cls2.logits"),
+        1e-4,
+    );
+
+    let spec = ClassifierSpec {
+        num_labels: 3,
+        ..spec
+    };
+    let message = SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    eprintln!("{message}");
+    assert!(
+        message.contains("classifier.out_proj.weight")
+            && message.contains("3 classes")
+            && message.contains(&model_dir.path().display().to_string()),
+        "{message}"
+    );
 }

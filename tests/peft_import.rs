@@ -109,6 +109,7 @@ fn a_folder_without_adapter_config_is_refused_by_name() {
     let err = load(&model_dir, None).unwrap_err();
     assert!(matches!(err, PeftError::MissingConfig { .. }), "{err:?}");
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(message.contains("adapter_config.json"), "{message}");
     assert!(
         message.contains(&model_dir.display().to_string()),
@@ -128,6 +129,7 @@ fn an_adapter_of_another_family_names_the_tensor() {
     )
     .unwrap_err();
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(matches!(err, PeftError::WrongBaseModel { .. }), "{err:?}");
     assert!(
         message.contains("base_model.model.classifier.out_proj.weight")
@@ -142,6 +144,7 @@ fn an_adapter_of_another_family_names_the_tensor() {
     )
     .unwrap_err();
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(matches!(err, PeftError::Targets { .. }), "{err:?}");
     assert!(
         message.contains("query") && message.contains("attention.self.Wqkv"),
@@ -169,6 +172,7 @@ fn a_shape_mismatch_names_the_tensor_and_both_shapes() {
 
     let err = load(adapter.path(), None).unwrap_err();
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(matches!(err, PeftError::ShapeMismatch { .. }), "{err:?}");
     assert!(
         message.contains(key)
@@ -186,6 +190,7 @@ fn rank_zero_is_refused() {
     };
     let adapter = edited_adapter(&fixtures, "dnabert1", |config| config["r"] = 0.into());
     let message = load(adapter.path(), None).unwrap_err().to_string();
+    eprintln!("{message}");
     assert!(
         message.contains("adapter_config.json") && message.contains("rank"),
         "{message}"
@@ -221,6 +226,7 @@ fn a_target_that_matches_nothing_lists_the_modules() {
         config["target_modules"] = serde_json::json!(["q_proj", "v_proj"]);
     });
     let message = load(adapter.path(), None).unwrap_err().to_string();
+    eprintln!("{message}");
     assert!(
         message.contains("q_proj")
             && message.contains("bert.encoder.layer.N.attention.self.query")
@@ -244,6 +250,7 @@ fn a_target_that_matches_nothing_lists_the_modules() {
     )
     .unwrap_err();
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(
         message.contains("Wqkv") && message.contains("esm.encoder.layer.N.attention.self.query"),
         "{message}"
@@ -265,6 +272,7 @@ fn a_missing_relative_base_model_is_reported_with_the_folder_tried() {
     );
     let tried: PathBuf = adapter.path().join("../model");
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(
         message.contains(&tried.display().to_string()) && message.contains("--model"),
         "{message}"

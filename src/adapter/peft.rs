@@ -104,7 +104,10 @@ pub enum PeftError {
          sequence classifiers (PEFT task_type SEQ_CLS, modules_to_save including classifier)"
     )]
     NoClassifier { file: PathBuf, expected: String },
-    #[error("the adapter {config} does not fit the base model {base}: {source}")]
+    #[error(
+        "the adapter {config} does not fit the base model {base}: {source}. Was the adapter made \
+         for another base model? Give the model it was trained on (--model)"
+    )]
     Targets {
         config: PathBuf,
         base: PathBuf,

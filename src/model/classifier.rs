@@ -27,11 +27,12 @@ pub enum ClassifierError {
     #[error("a classifier needs at least 2 classes (got {0})")]
     TooFewLabels(usize),
     #[error(
-        "the checkpoint's {name} has shape {found:?}, but a head for {num_labels} classes needs \
+        "{source_desc}: the checkpoint's {name} has shape {found:?}, but a head for {num_labels} classes needs \
          {expected:?}; pass the number of classes the checkpoint was fine-tuned with, or start \
          from its base model"
     )]
     HeadShape {
+        source_desc: String,
         name: String,
         num_labels: usize,
         expected: Vec<usize>,
@@ -414,6 +415,7 @@ impl HeadBuilder<'_> {
             if weight.dims() != [out_dim, in_dim] || bias.dims() != [out_dim] {
                 return Err(match num_labels {
                     Some(num_labels) => ClassifierError::HeadShape {
+                        source_desc: self.weights.source().to_string(),
                         name: weight_name,
                         num_labels,
                         expected: vec![out_dim, in_dim],
