@@ -66,7 +66,7 @@ pub enum PeftError {
     Hub {
         config: PathBuf,
         #[source]
-        source: HubError,
+        source: Box<HubError>,
     },
     #[error(
         "{file}: tensor {tensor} has shape {adapter_shape:?}, but the base model {base} needs \
@@ -76,8 +76,8 @@ pub enum PeftError {
     ShapeMismatch {
         file: PathBuf,
         tensor: String,
-        adapter_shape: Vec<usize>,
-        model_shape: Vec<usize>,
+        adapter_shape: Box<[usize]>,
+        model_shape: Box<[usize]>,
         base: PathBuf,
     },
     #[error(
@@ -112,7 +112,7 @@ pub enum PeftError {
         config: PathBuf,
         base: PathBuf,
         #[source]
-        source: LoraError,
+        source: Box<LoraError>,
     },
     #[error(transparent)]
     Classifier(#[from] ClassifierError),
@@ -326,7 +326,7 @@ impl PeftAdapter {
             }
             source => PeftError::Hub {
                 config: config_path,
-                source,
+                source: Box::new(source),
             },
         })
     }
@@ -386,7 +386,7 @@ impl PeftAdapter {
                 return Err(PeftError::Targets {
                     config: config_path,
                     base,
-                    source,
+                    source: Box::new(source),
                 })
             }
             Err(ClassifierError::TooFewLabels(n)) => {
@@ -423,8 +423,8 @@ impl PeftAdapter {
                 return Err(PeftError::ShapeMismatch {
                     file: self.weights_path.clone(),
                     tensor: key,
-                    adapter_shape: tensor.dims().to_vec(),
-                    model_shape: var.dims().to_vec(),
+                    adapter_shape: tensor.dims().into(),
+                    model_shape: var.dims().into(),
                     base,
                 });
             }
