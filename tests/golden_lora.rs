@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use dnatune::model::classifier::{ClassifierSpec, SequenceClassifier};
+use dnatune::model::classifier::{runtime_name_to_adapter_key, ClassifierSpec, SequenceClassifier};
 use dnatune::model::lora::{LoraConfig, TargetModules};
 use golden::{assert_close, fixtures_dir, Golden};
 
@@ -322,4 +322,28 @@ fn a_checkpoint_head_with_another_class_count_is_refused() {
             && message.contains(&model_dir.path().display().to_string()),
         "{message}"
     );
+}
+
+#[test]
+fn runtime_names_map_to_the_adapter_file_keys_peft_writes() {
+    let Some(fixtures) = fixtures_dir("runtime_names_map_to_the_adapter_file_keys_peft_writes")
+    else {
+        return;
+    };
+    for family in FAMILIES {
+        let path = fixtures.join(family).join("golden.json");
+        let text = std::fs::read_to_string(&path).expect("golden.json");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let mapping = json["lora"]["runtime_name_to_adapter_key"]
+            .as_object()
+            .expect("runtime_name_to_adapter_key");
+        assert!(!mapping.is_empty());
+        for (runtime, key) in mapping {
+            assert_eq!(
+                runtime_name_to_adapter_key(runtime),
+                key.as_str().expect("key"),
+                "{family}"
+            );
+        }
+    }
 }

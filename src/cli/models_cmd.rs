@@ -41,7 +41,7 @@ pub fn table() -> String {
             let approx = if e.context_is_estimate { "~" } else { "" };
             [
                 e.hub_id.to_string(),
-                e.family.label().to_string(),
+                e.family.display_name().to_string(),
                 format!("~{}", catalog::format_parameters(e.parameters)),
                 e.max_tokens.to_string(),
                 format!("{approx}{} bp", e.context_bp),

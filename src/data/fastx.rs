@@ -169,14 +169,14 @@ pub(crate) fn read_fastx_file(
         };
         // Id and line of the last good record, for messages about what follows it.
         let mut last_record: Option<(String, u64)> = None;
-        let mut first = true;
+        let mut no_records_yet = true;
         while let Some(next) = parser.next() {
             let record = match next {
                 Ok(record) => record,
                 Err(err) => return Err(parse_error(path, compressed, err, last_record)),
             };
-            if first {
-                first = false;
+            if no_records_yet {
+                no_records_yet = false;
                 if record.format() == Format::Fastq {
                     format = InputFormat::Fastq;
                 }
@@ -197,7 +197,7 @@ pub(crate) fn read_fastx_file(
                 None => last_record = Some((id.into_owned(), line)),
             }
         }
-        if first {
+        if no_records_yet {
             // A parser that yields nothing saw no record at all, e.g. a gzip of an empty file.
             return Err(DataError::EmptyFile {
                 path: path.to_path_buf(),

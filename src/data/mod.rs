@@ -9,11 +9,23 @@ mod sequences;
 mod table;
 mod types;
 
+pub mod dataset;
+pub mod dedup;
+pub mod manifest;
+pub mod qc;
+pub mod split;
+pub mod window;
+
+pub use dataset::{Dataset, DatasetError, DatasetOptions};
 pub use error::DataError;
 pub use label::HeaderLabelRule;
 pub use load::{
     default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress,
 };
+pub use manifest::Manifest;
+pub use qc::QcReport;
 pub use sequences::{read_sequences, SequenceRecord};
+pub use split::SplitFractions;
 pub use table::TableInput;
 pub use types::*;
+pub use window::WindowOptions;

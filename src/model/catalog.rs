@@ -9,35 +9,8 @@
 
 use serde::Serialize;
 
+use crate::model::config::Family;
 use crate::tokenize::TokenizerKind;
-
-/// The model families dnatune implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CatalogFamily {
-    /// DNABERT (v1): post-LN BERT over overlapping k-mers.
-    Dnabert,
-    /// DNABERT-2: MosaicBERT (fused Wqkv, ALiBi, GEGLU) over BPE tokens.
-    Dnabert2,
-    /// Nucleotide Transformer v1: ESM with learned positions.
-    NtV1,
-    /// Nucleotide Transformer v2: ESM with rotary positions and SwiGLU.
-    NtV2,
-    /// GENA-LM: pre-LN BERT over BPE tokens.
-    GenaLm,
-}
-
-impl CatalogFamily {
-    pub fn label(self) -> &'static str {
-        match self {
-            CatalogFamily::Dnabert => "DNABERT",
-            CatalogFamily::Dnabert2 => "DNABERT-2",
-            CatalogFamily::NtV1 => "Nucleotide Transformer v1",
-            CatalogFamily::NtV2 => "Nucleotide Transformer v2",
-            CatalogFamily::GenaLm => "GENA-LM",
-        }
-    }
-}
 
 /// One known model.
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +18,7 @@ pub struct CatalogEntry {
     /// `ORG/NAME` on the Hugging Face Hub.
     pub hub_id: &'static str,
     pub display_name: &'static str,
-    pub family: CatalogFamily,
+    pub family: Family,
     /// Approximate number of parameters (see the module docs).
     pub parameters: u64,
     /// The longest input in tokens, special tokens included.
@@ -87,7 +60,7 @@ const fn dnabert(
     CatalogEntry {
         hub_id,
         display_name,
-        family: CatalogFamily::Dnabert,
+        family: Family::Dnabert,
         parameters,
         max_tokens: 512,
         // 510 overlapping k-mers between [CLS] and [SEP].
@@ -104,7 +77,7 @@ const fn dnabert(
 const fn nt(
     hub_id: &'static str,
     display_name: &'static str,
-    family: CatalogFamily,
+    family: Family,
     parameters: u64,
     max_tokens: usize,
 ) -> CatalogEntry {
@@ -129,7 +102,7 @@ const fn gena(hub_id: &'static str, display_name: &'static str, parameters: u64)
     CatalogEntry {
         hub_id,
         display_name,
-        family: CatalogFamily::GenaLm,
+        family: Family::GenaLm,
         parameters,
         max_tokens: 512,
         context_bp: 4_500,
@@ -151,7 +124,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     CatalogEntry {
         hub_id: "zhihan1996/DNABERT-2-117M",
         display_name: "DNABERT-2 117M",
-        family: CatalogFamily::Dnabert2,
+        family: Family::Dnabert2,
         parameters: 117_000_000,
         max_tokens: 512,
         context_bp: 2_500,
@@ -165,56 +138,56 @@ pub const CATALOG: &[CatalogEntry] = &[
     nt(
         "InstaDeepAI/nucleotide-transformer-500m-human-ref",
         "NT v1 500M human reference",
-        CatalogFamily::NtV1,
+        Family::NucleotideTransformerV1,
         500_000_000,
         1000,
     ),
     nt(
         "InstaDeepAI/nucleotide-transformer-500m-1000g",
         "NT v1 500M 1000 Genomes",
-        CatalogFamily::NtV1,
+        Family::NucleotideTransformerV1,
         500_000_000,
         1000,
     ),
     nt(
         "InstaDeepAI/nucleotide-transformer-2.5b-1000g",
         "NT v1 2.5B 1000 Genomes",
-        CatalogFamily::NtV1,
+        Family::NucleotideTransformerV1,
         2_500_000_000,
         1000,
     ),
     nt(
         "InstaDeepAI/nucleotide-transformer-2.5b-multi-species",
         "NT v1 2.5B multi-species",
-        CatalogFamily::NtV1,
+        Family::NucleotideTransformerV1,
         2_500_000_000,
         1000,
     ),
     nt(
         "InstaDeepAI/nucleotide-transformer-v2-50m-multi-species",
         "NT v2 50M multi-species",
-        CatalogFamily::NtV2,
+        Family::NucleotideTransformerV2,
         50_000_000,
         2048,
     ),
     nt(
         "InstaDeepAI/nucleotide-transformer-v2-100m-multi-species",
         "NT v2 100M multi-species",
-        CatalogFamily::NtV2,
+        Family::NucleotideTransformerV2,
         100_000_000,
         2048,
     ),
     nt(
         "InstaDeepAI/nucleotide-transformer-v2-250m-multi-species",
         "NT v2 250M multi-species",
-        CatalogFamily::NtV2,
+        Family::NucleotideTransformerV2,
         250_000_000,
         2048,
     ),
     nt(
         "InstaDeepAI/nucleotide-transformer-v2-500m-multi-species",
         "NT v2 500M multi-species",
-        CatalogFamily::NtV2,
+        Family::NucleotideTransformerV2,
         500_000_000,
         2048,
     ),
@@ -282,7 +255,10 @@ mod tests {
     #[test]
     fn only_nucleotide_transformer_is_non_commercial() {
         for entry in CATALOG {
-            let is_nt = matches!(entry.family, CatalogFamily::NtV1 | CatalogFamily::NtV2);
+            let is_nt = matches!(
+                entry.family,
+                Family::NucleotideTransformerV1 | Family::NucleotideTransformerV2
+            );
             assert_eq!(entry.non_commercial, is_nt, "{}", entry.hub_id);
         }
     }

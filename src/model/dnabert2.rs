@@ -6,16 +6,22 @@
 //! exactly 0 in every layer output; this implementation runs the padded batch (same math for
 //! real tokens) and zeroes padded positions after each layer to give the same tensors.
 
-use candle_core::{bail, DType, Device, Result, Tensor, D};
-use candle_nn::VarBuilder;
-use serde::Deserialize;
+use std::path::Path;
 
-use crate::model::esm::{check_batch_shapes, check_token_ids, EncoderOutput};
-use crate::model::ops::{self, Linear};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::bert::{check_token_ids, EncoderOutput, LayerNorm};
+use super::config::{Activation, BertConfig, Family, ModelConfig, ModelError};
+use super::esm::check_batch_shapes;
+use super::heads::{BertClassificationHead, BertMlmHead};
+use super::load::Weights;
+use super::ops::{self, Linear};
 
 /// `config.json` of a DNABERT-2 checkpoint: transformers' `BertConfig` fields and defaults plus
 /// MosaicBERT's `alibi_starting_size`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     #[serde(default = "default_vocab_size")]
     pub vocab_size: usize,
@@ -45,6 +51,10 @@ pub struct Config {
     pub alibi_starting_size: usize,
     #[serde(default = "default_max_position_embeddings")]
     pub max_position_embeddings: usize,
+    /// Standard deviation of initial head weights (pooler, classifier) when a checkpoint lacks
+    /// them.
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
 }
 
 fn default_vocab_size() -> usize {
@@ -77,61 +87,63 @@ fn default_alibi_starting_size() -> usize {
 fn default_max_position_embeddings() -> usize {
     512
 }
+fn default_initializer_range() -> f64 {
+    0.02
+}
 
 impl Config {
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads.max(1)
     }
 
-    /// Rejects configurations this implementation cannot run, with the reason.
-    pub fn validate(&self) -> Result<()> {
+    /// Parses and validates the config of a DNABERT-2 folder.
+    pub fn from_model_config(config: &ModelConfig) -> Result<Self, ModelError> {
+        if config.family != Family::Dnabert2 {
+            return Err(ModelError::InvalidConfig {
+                path: config.path.clone(),
+                message: format!("this is a {} config, not a DNABERT-2 one", config.family),
+            });
+        }
+        let cfg: Self = config.parse()?;
+        cfg.validate(&config.path)?;
+        Ok(cfg)
+    }
+
+    /// Rejects configurations this implementation cannot run; `path` names the config.
+    pub fn validate(&self, path: &Path) -> Result<(), ModelError> {
+        let invalid = |message: String| {
+            Err(ModelError::InvalidConfig {
+                path: path.to_path_buf(),
+                message,
+            })
+        };
         if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-            bail!(
-                "DNABERT-2 config: hidden_size {} is not a multiple of num_attention_heads {}",
-                self.hidden_size,
-                self.num_attention_heads
-            );
+            return invalid(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
         }
         if self.type_vocab_size == 0 {
-            bail!("DNABERT-2 config: type_vocab_size must be at least 1");
+            return invalid("type_vocab_size is 0".to_string());
         }
-        Activation::from_hf_name(&self.hidden_act)?;
+        if Activation::from_hf_name(&self.hidden_act).is_none() {
+            return invalid(format!(
+                "hidden_act \"{}\" is not supported (supported: gelu, gelu_new, relu, silu)",
+                self.hidden_act
+            ));
+        }
         Ok(())
     }
-}
 
-/// Activations that transformers' `ACT2FN` maps the `hidden_act` names of BERT configs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// `"gelu"`: the exact erf form.
-    GeluErf,
-    /// `"gelu_new"`, `"gelu_pytorch_tanh"`, `"gelu_fast"`: the tanh approximation.
-    GeluTanh,
-    Relu,
-    Silu,
-}
-
-impl Activation {
-    pub fn from_hf_name(name: &str) -> Result<Self> {
-        Ok(match name {
-            "gelu" => Self::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
-            "relu" => Self::Relu,
-            "silu" | "swish" => Self::Silu,
-            other => bail!(
-                "hidden_act \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, \
-                 gelu_fast, relu, silu)"
-            ),
-        })
-    }
-
-    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::GeluErf => x.gelu_erf(),
-            Self::GeluTanh => x.gelu(),
-            Self::Relu => x.relu(),
-            Self::Silu => x.silu(),
-        }
+    /// The same fields as a standard [`BertConfig`], for the BERT heads (pooler, classifier,
+    /// MLM head), whose tensor names DNABERT-2 shares.
+    pub fn bert_config(&self) -> Result<BertConfig, ModelError> {
+        let invalid = |e: serde_json::Error| {
+            ModelError::InvalidInput(format!("DNABERT-2 config as BERT config: {e}"))
+        };
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .map_err(invalid)
     }
 }
 
@@ -161,7 +173,12 @@ pub fn alibi_slopes(num_heads: usize) -> Vec<f64> {
 }
 
 /// `-slope_h * |i - j|`, shaped `[1, heads, seq_len, seq_len]`.
-fn alibi_bias(num_heads: usize, seq_len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+fn alibi_bias(
+    num_heads: usize,
+    seq_len: usize,
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let slopes: Vec<f32> = alibi_slopes(num_heads)
         .into_iter()
         .map(|s| -s as f32)
@@ -178,67 +195,37 @@ fn alibi_bias(num_heads: usize, seq_len: usize, dtype: DType, device: &Device) -
         .to_dtype(dtype)
 }
 
-#[derive(Debug, Clone)]
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
-}
-
-impl LayerNorm {
-    fn load(vb: &VarBuilder, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        let module = vb.pp(name);
-        Ok(Self {
-            weight: module.get(dim, "weight")?,
-            bias: module.get(dim, "bias")?,
-            eps,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // Mean and variance in f16/bf16 lose too much; normalise in f32 as PyTorch does.
-        match x.dtype() {
-            DType::F16 | DType::BF16 => ops::layer_norm(
-                &x.to_dtype(DType::F32)?,
-                &self.weight.to_dtype(DType::F32)?,
-                &self.bias.to_dtype(DType::F32)?,
-                self.eps,
-            )?
-            .to_dtype(x.dtype()),
-            _ => ops::layer_norm(x, &self.weight, &self.bias, self.eps),
-        }
-    }
-}
-
-fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+fn split_heads(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (batch, seq, width) = x.dims3()?;
     x.reshape((batch, seq, heads, width / heads))?
         .transpose(1, 2)?
         .contiguous()
 }
 
-fn merge_heads(x: &Tensor) -> Result<Tensor> {
+fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
     let (batch, heads, seq, head_dim) = x.dims4()?;
     x.transpose(1, 2)?
         .contiguous()?
         .reshape((batch, seq, heads * head_dim))
 }
 
+/// One post-LN MosaicBERT block: `a = LN(x + attn(x))`, `LN(a + wo(gelu(g₁) * g₂))`.
 #[derive(Debug, Clone)]
-struct Dnabert2Layer {
+pub struct Dnabert2Layer {
     /// Fused `[3 * hidden, hidden]` projection; rows are q, then k, then v, each `(head, dim)`.
-    wqkv: Linear,
-    attention_output: Linear,
-    attention_layer_norm: LayerNorm,
-    gated_layers: Linear,
-    wo: Linear,
-    mlp_layer_norm: LayerNorm,
+    pub wqkv: Linear,
+    pub attention_output: Linear,
+    pub attention_layer_norm: LayerNorm,
+    /// `[2 * intermediate, hidden]`, no bias: the gated half, then the linear half.
+    pub gated_layers: Linear,
+    pub wo: Linear,
+    pub mlp_layer_norm: LayerNorm,
     num_heads: usize,
     intermediate_size: usize,
 }
 
 impl Dnabert2Layer {
-    fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self> {
+    fn load(vb: &VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
         let hidden = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let inner = cfg.intermediate_size;
@@ -255,7 +242,7 @@ impl Dnabert2Layer {
     }
 
     /// `attention_bias` is ALiBi plus the key padding mask, `[batch, heads, seq, seq]`.
-    fn forward(&self, x: &Tensor, attention_bias: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, attention_bias: &Tensor) -> candle_core::Result<Tensor> {
         let qkv = self.wqkv.forward(x)?;
         let hidden = x.dim(D::Minus1)?;
         let query = split_heads(&qkv.narrow(D::Minus1, 0, hidden)?, self.num_heads)?;
@@ -292,19 +279,20 @@ impl Dnabert2Layer {
 /// The DNABERT-2 encoder (`bert.*` in the checkpoint).
 #[derive(Debug, Clone)]
 pub struct Dnabert2Model {
-    config: Config,
-    word_embeddings: Tensor,
-    /// Row 0 of `token_type_embeddings`: token types are never passed, so all are 0.
-    token_type_embedding: Tensor,
-    embedding_layer_norm: LayerNorm,
-    layers: Vec<Dnabert2Layer>,
+    pub config: Config,
+    /// `[vocab, hidden]`; also the MLM decoder weight (tied by assignment in the reference).
+    pub word_embeddings: Tensor,
+    /// Row 0 of `token_type_embeddings` `[1, hidden]`: token types are never passed.
+    pub token_type_embedding: Tensor,
+    pub embedding_layer_norm: LayerNorm,
+    pub layers: Vec<Dnabert2Layer>,
 }
 
 impl Dnabert2Model {
-    /// Loads the encoder from a checkpoint named as the remote code names it
-    /// (`bert.embeddings.word_embeddings.weight`, …); `vb` points at the checkpoint root.
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        cfg.validate()?;
+    /// Builds the encoder from `vb` rooted at the checkpoint root (tensors named `bert.…`).
+    pub fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self, ModelError> {
+        // Also when the config did not come through `from_model_config`.
+        cfg.validate(Path::new("config.json"))?;
         let hidden = cfg.hidden_size;
         let embeddings = vb.pp("bert").pp("embeddings");
         let word_embeddings = embeddings.get((cfg.vocab_size, hidden), "word_embeddings.weight")?;
@@ -319,7 +307,7 @@ impl Dnabert2Model {
         let encoder = vb.pp("bert").pp("encoder");
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Dnabert2Layer::load(&encoder.pp(format!("layer.{i}")), cfg))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             config: cfg.clone(),
             word_embeddings,
@@ -329,16 +317,15 @@ impl Dnabert2Model {
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn dtype(&self) -> DType {
+        self.word_embeddings.dtype()
     }
 
-    /// The token embedding table `[vocab, hidden]`, which is also the MLM decoder weight.
-    pub fn word_embeddings(&self) -> &Tensor {
-        &self.word_embeddings
+    pub fn device(&self) -> &Device {
+        self.word_embeddings.device()
     }
 
-    /// Every projection of the encoder, named by its Hugging Face module path.
+    /// Every projection, in layer order, for attaching adapters by `Linear::name`.
     pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
         self.layers
             .iter_mut()
@@ -346,15 +333,21 @@ impl Dnabert2Model {
             .collect()
     }
 
-    /// Runs the encoder. `input_ids` (u32 or i64) and `attention_mask` (1 = token, 0 = padding,
-    /// any dtype) are `[batch, seq_len]`. Layer outputs are exactly 0 at padded positions, as
-    /// in the reference; `hidden_states[0]` (the embeddings) is not masked.
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<EncoderOutput> {
+    /// Runs the encoder. `input_ids` and `attention_mask` are `[batch, tokens]` integer tensors
+    /// (1 = real token, 0 = padding). Layer outputs are exactly 0 at padded positions, as in
+    /// the reference; `hidden_states[0]` (the embeddings) is not masked.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<EncoderOutput, ModelError> {
         check_batch_shapes(input_ids, attention_mask)?;
         check_token_ids(input_ids, self.config.vocab_size)?;
         let (batch, seq_len) = input_ids.dims2()?;
+        let input_ids = input_ids.to_device(self.device())?;
+        let attention_mask = attention_mask.to_device(self.device())?;
         let hidden = self.config.hidden_size;
-        let dtype = self.word_embeddings.dtype();
+        let dtype = self.dtype();
 
         let words = self
             .word_embeddings
@@ -387,78 +380,70 @@ impl Dnabert2Model {
     }
 }
 
-/// The MLM head `cls.predictions`: `LN(act(transform.dense(h))) · word_embeddingsᵀ + bias`.
+/// A DNABERT-2 folder read into a model: the config, the weights (for the heads and the load
+/// report) and the encoder.
 #[derive(Debug, Clone)]
-pub struct Dnabert2MlmHead {
-    transform: Linear,
-    activation: Activation,
-    layer_norm: LayerNorm,
-    decoder: Linear,
+pub struct LoadedDnabert2 {
+    pub config: Config,
+    pub weights: Weights,
+    pub model: Dnabert2Model,
 }
 
-impl Dnabert2MlmHead {
-    /// The decoder weight is the word embeddings of `model` (the reference ties them by
-    /// assignment); its bias is `cls.predictions.decoder.bias` or, in checkpoints saved
-    /// without it, `cls.predictions.bias`.
-    pub fn load(vb: VarBuilder, cfg: &Config, model: &Dnabert2Model) -> Result<Self> {
-        let hidden = cfg.hidden_size;
-        let predictions = vb.pp("cls").pp("predictions");
-        let bias_name = if predictions.contains_tensor("decoder.bias") {
-            "decoder.bias"
-        } else {
-            "bias"
-        };
+impl LoadedDnabert2 {
+    /// Reads `dir/config.json` and the weights of a DNABERT-2 folder.
+    pub fn from_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+        let config = Config::from_model_config(&ModelConfig::from_dir(dir)?)?;
+        let weights = Weights::from_dir(dir)?;
+        Self::from_weights(config, weights, dtype, device)
+    }
+
+    pub fn from_weights(
+        config: Config,
+        weights: Weights,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        weights.add_base_prefix_if_missing("bert", "embeddings.word_embeddings.weight");
+        let vb = weights.var_builder(dtype, device);
+        let model = Dnabert2Model::load(&vb, &config)?;
         Ok(Self {
-            transform: Linear::load(&predictions, "transform.dense", hidden, hidden, true)?,
-            activation: Activation::from_hf_name(&cfg.hidden_act)?,
-            // Hard-coded to 1e-12 in the reference, whatever layer_norm_eps says.
-            layer_norm: LayerNorm::load(&predictions, "transform.LayerNorm", hidden, 1e-12)?,
-            decoder: Linear {
-                name: "cls.predictions.decoder".to_string(),
-                weight: model.word_embeddings().clone(),
-                bias: Some(predictions.get(cfg.vocab_size, bias_name)?),
-                lora: None,
-            },
+            config,
+            weights,
+            model,
         })
     }
 
-    /// Logits `[..., vocab]` for hidden states `[..., hidden]`.
-    pub fn forward(&self, hidden_states: &Tensor) -> Result<Tensor> {
-        let x = self
-            .activation
-            .forward(&self.transform.forward(hidden_states)?)?;
-        self.decoder.forward(&self.layer_norm.forward(&x)?)
+    pub fn var_builder(&self) -> VarBuilder<'static> {
+        self.weights
+            .var_builder(self.model.dtype(), self.model.device())
     }
-}
 
-/// `BertForSequenceClassification`'s head: `classifier(tanh(bert.pooler.dense(h[:, 0])))`.
-#[derive(Debug, Clone)]
-pub struct Dnabert2Classifier {
-    pub pooler: Linear,
-    pub classifier: Linear,
-}
+    /// The MLM head `cls.predictions`, its decoder tied to the word embeddings and its
+    /// transform LayerNorm eps fixed at 1e-12 as in the reference.
+    pub fn mlm_head(&self) -> Result<BertMlmHead, ModelError> {
+        let mut bert = self.config.bert_config()?;
+        bert.layer_norm_eps = 1e-12;
+        bert.tie_word_embeddings = true;
+        BertMlmHead::load(
+            &self.weights,
+            &self.var_builder(),
+            &bert,
+            &self.model.word_embeddings,
+        )
+    }
 
-impl Dnabert2Classifier {
-    /// Reads `bert.pooler.dense` from `pooler_vb` (the checkpoint) and `classifier` with
-    /// `num_labels` outputs from `head_vb` (a fine-tuned head or adapter).
-    pub fn load(
-        pooler_vb: VarBuilder,
-        head_vb: VarBuilder,
-        cfg: &Config,
+    /// `classifier(tanh(bert.pooler.dense(h[:, 0])))`; pooler and classifier are initialised
+    /// when the checkpoint lacks them (listed in the load report).
+    pub fn classification_head(
+        &self,
         num_labels: usize,
-    ) -> Result<Self> {
-        let hidden = cfg.hidden_size;
-        Ok(Self {
-            pooler: Linear::load(&pooler_vb, "bert.pooler.dense", hidden, hidden, true)?,
-            classifier: Linear::load(&head_vb, "classifier", hidden, num_labels, true)?,
-        })
-    }
-
-    /// Logits `[batch, num_labels]` from `last_hidden_state` `[batch, seq, hidden]`.
-    pub fn forward(&self, last_hidden_state: &Tensor) -> Result<Tensor> {
-        let first_token = last_hidden_state.narrow(1, 0, 1)?.squeeze(1)?;
-        let pooled = self.pooler.forward(&first_token)?.tanh()?;
-        self.classifier.forward(&pooled)
+    ) -> Result<BertClassificationHead, ModelError> {
+        BertClassificationHead::load(
+            &self.weights,
+            &self.var_builder(),
+            &self.config.bert_config()?,
+            num_labels,
+        )
     }
 }
 
@@ -487,9 +472,22 @@ mod tests {
     }
 
     #[test]
+    fn converts_to_a_bert_config_for_the_shared_heads() {
+        let cfg: Config =
+            serde_json::from_str(r#"{"vocab_size": 309, "hidden_size": 48, "hidden_act": "gelu"}"#)
+                .unwrap();
+        let bert = cfg.bert_config().unwrap();
+        assert_eq!((bert.vocab_size, bert.hidden_size), (309, 48));
+        assert_eq!(bert.initializer_range, 0.02);
+    }
+
+    #[test]
     fn unknown_activation_is_rejected_by_name() {
         let cfg: Config = serde_json::from_str(r#"{"hidden_act": "mish"}"#).unwrap();
-        let message = cfg.validate().unwrap_err().to_string();
+        let message = cfg
+            .validate(Path::new("config.json"))
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("mish"), "{message}");
     }
 }

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use super::bert::BertModel;
+pub use super::bert::EncoderOutput;
+
+use super::bert::{BertModel, LoadedBert};
 use super::config::{Family, ModelConfig, ModelError};
-use super::dnabert2::{self, Dnabert2Model};
-use super::esm::{self, EsmModel};
+use super::dnabert2::{self, Dnabert2Model, LoadedDnabert2};
+use super::esm::{self, EsmModel, LoadedEsm};
 use super::load::{LoadReport, Weights};
 use super::ops::Linear;
 
@@ -22,15 +24,6 @@ pub enum Encoder {
     Esm(EsmModel),
 }
 
-/// What every family's forward pass returns.
-#[derive(Debug, Clone)]
-pub struct EncoderOutput {
-    /// The embedding output, then each layer's output before any final norm.
-    pub hidden_states: Vec<Tensor>,
-    /// The encoder output, after the final norm when the family has one: `[batch, tokens, hidden]`.
-    pub last_hidden_state: Tensor,
-}
-
 impl Encoder {
     /// Runs the encoder on right-padded `input_ids` / `attention_mask` `[batch, tokens]`.
     pub fn forward(
@@ -38,29 +31,11 @@ impl Encoder {
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<EncoderOutput, ModelError> {
-        Ok(match self {
-            Encoder::Bert(model) => {
-                let out = model.forward(input_ids, attention_mask)?;
-                EncoderOutput {
-                    hidden_states: out.hidden_states,
-                    last_hidden_state: out.last_hidden_state,
-                }
-            }
-            Encoder::Dnabert2(model) => {
-                let out = model.forward(input_ids, attention_mask)?;
-                EncoderOutput {
-                    hidden_states: out.hidden_states,
-                    last_hidden_state: out.last_hidden_state,
-                }
-            }
-            Encoder::Esm(model) => {
-                let out = model.forward(input_ids, attention_mask)?;
-                EncoderOutput {
-                    hidden_states: out.hidden_states,
-                    last_hidden_state: out.last_hidden_state,
-                }
-            }
-        })
+        match self {
+            Encoder::Bert(model) => model.forward(input_ids, attention_mask),
+            Encoder::Dnabert2(model) => model.forward(input_ids, attention_mask),
+            Encoder::Esm(model) => model.forward(input_ids, attention_mask),
+        }
     }
 
     /// Every projection of the encoder, named by its Hugging Face module path.
@@ -103,25 +78,18 @@ pub fn load_encoder(
     let family = config.family;
     let (encoder, hidden_size) = match family {
         Family::Dnabert | Family::GenaLm => {
-            let loaded = super::bert::LoadedBert::from_weights(
-                config.bert()?,
-                weights.clone(),
-                dtype,
-                device,
-            )?;
+            let loaded = LoadedBert::from_weights(config.bert()?, weights.clone(), dtype, device)?;
             (Encoder::Bert(loaded.model), loaded.config.hidden_size)
         }
         Family::Dnabert2 => {
-            let cfg: dnabert2::Config = config.parse()?;
-            weights.add_base_prefix_if_missing("bert", "embeddings.word_embeddings.weight");
-            let model = Dnabert2Model::load(weights.var_builder(dtype, device), &cfg)?;
-            (Encoder::Dnabert2(model), cfg.hidden_size)
+            let cfg = dnabert2::Config::from_model_config(&config)?;
+            let loaded = LoadedDnabert2::from_weights(cfg, weights.clone(), dtype, device)?;
+            (Encoder::Dnabert2(loaded.model), loaded.config.hidden_size)
         }
         Family::NucleotideTransformerV1 | Family::NucleotideTransformerV2 => {
-            let cfg: esm::Config = config.parse()?;
-            weights.add_base_prefix_if_missing("esm", "embeddings.word_embeddings.weight");
-            let model = EsmModel::load(weights.var_builder(dtype, device), &cfg)?;
-            (Encoder::Esm(model), cfg.hidden_size)
+            let cfg = esm::Config::from_model_config(&config)?;
+            let loaded = LoadedEsm::from_weights(cfg, weights.clone(), dtype, device)?;
+            (Encoder::Esm(loaded.model), loaded.config.hidden_size)
         }
     };
     Ok(LoadedEncoder {

@@ -7,12 +7,16 @@
 //! Both: pre-LN blocks, query scaled by `head_dim^-0.5`, final `emb_layer_norm_after`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use candle_core::{bail, DType, Result, Tensor, D};
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{Init, VarBuilder};
 use serde::Deserialize;
 
-use crate::model::ops::{self, Linear};
+use super::bert::{check_token_ids, EncoderOutput, LayerNorm};
+use super::config::{Family, ModelConfig, ModelError};
+use super::load::Weights;
+use super::ops::{self, Linear};
 
 /// How positions enter the model (`position_embedding_type` in config.json).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -62,9 +66,10 @@ pub struct Config {
     /// `null` in most Hub configs, which means false.
     #[serde(default)]
     pub emb_layer_norm_before: Option<bool>,
-    /// Biases of the FFN projections (NT v2 only; false on the Hub).
-    #[serde(default = "default_true")]
-    pub add_bias_fnn: bool,
+    /// Biases of the FFN projections. Only the NT v2 config has the field (false on the Hub);
+    /// absent means biases, as in transformers' ESM.
+    #[serde(default)]
+    pub add_bias_fnn: Option<bool>,
     #[serde(default)]
     pub mask_token_id: Option<u32>,
     #[serde(default)]
@@ -72,6 +77,9 @@ pub struct Config {
     /// transformers' `PretrainedConfig` default is true; NT configs set false.
     #[serde(default = "default_true")]
     pub tie_word_embeddings: bool,
+    /// Standard deviation of the classification head's initial weights.
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
     /// Present when the checkpoint needs remote code (NT v2: `modeling_esm.*`).
     #[serde(default)]
     pub auto_map: Option<BTreeMap<String, serde_json::Value>>,
@@ -98,6 +106,9 @@ fn default_layer_norm_eps() -> f64 {
 fn default_true() -> bool {
     true
 }
+fn default_initializer_range() -> f64 {
+    0.02
+}
 
 impl Config {
     /// True when `auto_map` points at the NT v2 remote `modeling_esm.py`.
@@ -114,9 +125,10 @@ impl Config {
             .is_some_and(|map| map.values().any(mentions))
     }
 
-    /// SwiGLU for the NT v2 remote code, GELU for transformers' native ESM (NT v1).
+    /// SwiGLU for the NT v2 remote code (its `auto_map`, or the `add_bias_fnn` field only its
+    /// config class has), GELU for transformers' native ESM (NT v1).
     pub fn feed_forward(&self) -> FeedForwardKind {
-        if self.uses_nt_v2_code() {
+        if self.uses_nt_v2_code() || self.add_bias_fnn.is_some() {
             FeedForwardKind::SwiGlu
         } else {
             FeedForwardKind::Gelu
@@ -127,87 +139,73 @@ impl Config {
         self.hidden_size / self.num_attention_heads.max(1)
     }
 
-    /// Rejects configurations this implementation cannot run, with the reason.
-    pub fn validate(&self) -> Result<()> {
+    /// Whether the feed-forward projections have biases.
+    pub fn ffn_bias(&self) -> bool {
+        self.add_bias_fnn.unwrap_or(true)
+    }
+
+    /// Parses and validates the config of a Nucleotide Transformer folder.
+    pub fn from_model_config(config: &ModelConfig) -> Result<Self, ModelError> {
+        if !matches!(
+            config.family,
+            Family::NucleotideTransformerV1 | Family::NucleotideTransformerV2
+        ) {
+            return Err(ModelError::InvalidConfig {
+                path: config.path.clone(),
+                message: format!("this is a {} config, not an ESM one", config.family),
+            });
+        }
+        let cfg: Self = config.parse()?;
+        cfg.validate(&config.path)?;
+        Ok(cfg)
+    }
+
+    /// Rejects configurations this implementation cannot run; `path` names the config.
+    pub fn validate(&self, path: &Path) -> Result<(), ModelError> {
+        let invalid = |message: String| {
+            Err(ModelError::InvalidConfig {
+                path: path.to_path_buf(),
+                message,
+            })
+        };
         if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-            bail!(
-                "ESM config: hidden_size {} is not a multiple of num_attention_heads {}",
-                self.hidden_size,
-                self.num_attention_heads
-            );
+            return invalid(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
         }
         match self.position_embedding_type {
             PositionEmbeddingType::Absolute => {
                 if self.pad_token_id.is_none() {
-                    bail!("ESM config: absolute positions need pad_token_id, which is missing");
+                    return invalid(
+                        "absolute positions need pad_token_id, which is missing".to_string(),
+                    );
                 }
             }
             PositionEmbeddingType::Rotary => {
                 if self.head_dim() % 2 != 0 {
-                    bail!(
-                        "ESM config: rotary positions need an even head dimension, got {}",
+                    return invalid(format!(
+                        "rotary positions need an even head dimension, got {}",
                         self.head_dim()
-                    );
+                    ));
                 }
             }
-            other => bail!(
-                "ESM config: position_embedding_type {other:?} is not supported \
-                 (Nucleotide Transformer uses \"absolute\" or \"rotary\")"
-            ),
+            other => {
+                return invalid(format!(
+                    "position_embedding_type {other:?} is not supported \
+                     (Nucleotide Transformer uses \"absolute\" or \"rotary\")"
+                ))
+            }
         }
         if self.token_dropout && self.mask_token_id.is_none() {
-            bail!("ESM config: token_dropout is true but mask_token_id is missing");
+            return invalid("token_dropout is true but mask_token_id is missing".to_string());
         }
         Ok(())
     }
 }
 
-/// Output of an encoder forward pass.
-#[derive(Debug, Clone)]
-pub struct EncoderOutput {
-    /// The embedding output, then the output of every layer before any final norm
-    /// (`num_hidden_layers + 1` tensors `[batch, seq, hidden]`), as transformers'
-    /// `output_hidden_states` returns them.
-    pub hidden_states: Vec<Tensor>,
-    /// The encoder output including any final norm, `[batch, seq, hidden]`.
-    pub last_hidden_state: Tensor,
-}
-
-/// LayerNorm with its weights, computed with the differentiable [`ops::layer_norm`].
-#[derive(Debug, Clone)]
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
-}
-
-impl LayerNorm {
-    fn load(vb: &VarBuilder, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        let module = vb.pp(name);
-        Ok(Self {
-            weight: module.get(dim, "weight")?,
-            bias: module.get(dim, "bias")?,
-            eps,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // Mean and variance in f16/bf16 lose too much; normalise in f32 as PyTorch does.
-        match x.dtype() {
-            DType::F16 | DType::BF16 => ops::layer_norm(
-                &x.to_dtype(DType::F32)?,
-                &self.weight.to_dtype(DType::F32)?,
-                &self.bias.to_dtype(DType::F32)?,
-                self.eps,
-            )?
-            .to_dtype(x.dtype()),
-            _ => ops::layer_norm(x, &self.weight, &self.bias, self.eps),
-        }
-    }
-}
-
 /// `[batch, seq, heads * head_dim]` → `[batch, heads, seq, head_dim]`.
-fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+fn split_heads(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (batch, seq, width) = x.dims3()?;
     x.reshape((batch, seq, heads, width / heads))?
         .transpose(1, 2)?
@@ -215,68 +213,54 @@ fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
 }
 
 /// `[batch, heads, seq, head_dim]` → `[batch, seq, heads * head_dim]`.
-fn merge_heads(x: &Tensor) -> Result<Tensor> {
+fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
     let (batch, heads, seq, head_dim) = x.dims4()?;
     x.transpose(1, 2)?
         .contiguous()?
         .reshape((batch, seq, heads * head_dim))
 }
 
-/// Fails with a clear message when a token id is outside the embedding table (e.g. NT v1's
-/// `<eos>`/`<bos>`, which have no embedding rows), instead of an indexing error deep inside.
-pub(crate) fn check_token_ids(input_ids: &Tensor, vocab_size: usize) -> Result<()> {
-    if input_ids.elem_count() == 0 {
-        return Ok(());
-    }
-    let ids = input_ids.to_dtype(DType::I64)?;
-    let min = ids.min_all()?.to_scalar::<i64>()?;
-    let max = ids.max_all()?.to_scalar::<i64>()?;
-    if min < 0 || max >= vocab_size as i64 {
-        bail!(
-            "token id {} is outside the model's vocabulary of {vocab_size} entries; \
-             was the input tokenized with this model's tokenizer?",
-            if min < 0 { min } else { max }
-        );
-    }
-    Ok(())
-}
-
-pub(crate) fn check_batch_shapes(input_ids: &Tensor, attention_mask: &Tensor) -> Result<()> {
+/// `input_ids` and `attention_mask` must both be `[batch, seq_len]`.
+pub(crate) fn check_batch_shapes(
+    input_ids: &Tensor,
+    attention_mask: &Tensor,
+) -> Result<(), ModelError> {
     if input_ids.rank() != 2 || input_ids.dims() != attention_mask.dims() {
-        bail!(
-            "input_ids {:?} and attention_mask {:?} must both be [batch, seq_len]",
+        return Err(ModelError::InvalidInput(format!(
+            "input_ids {:?} and attention_mask {:?} must both be [batch, tokens]",
             input_ids.dims(),
             attention_mask.dims()
-        );
+        )));
     }
     Ok(())
 }
 
+/// One pre-LN block: `x += attn(LN(x))`, then `x += ffn(LN(x))`.
 #[derive(Debug, Clone)]
-struct EsmLayer {
-    attention_layer_norm: LayerNorm,
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    /// Rotary inverse frequencies `[head_dim / 2]` (a buffer of each layer in NT v2).
-    rotary_inv_freq: Option<Tensor>,
-    attention_output: Linear,
-    ffn_layer_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+pub struct EsmLayer {
+    pub attention_layer_norm: LayerNorm,
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    /// Rotary inverse frequencies `[head_dim / 2]`, f32 (a buffer of each layer in NT v2).
+    pub rotary_inv_freq: Option<Tensor>,
+    pub attention_output: Linear,
+    pub ffn_layer_norm: LayerNorm,
+    pub intermediate: Linear,
+    pub output: Linear,
     feed_forward: FeedForwardKind,
     num_heads: usize,
     intermediate_size: usize,
 }
 
 impl EsmLayer {
-    fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self> {
+    fn load(vb: &VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
         let hidden = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let feed_forward = cfg.feed_forward();
         let (intermediate_width, ffn_bias) = match feed_forward {
             FeedForwardKind::Gelu => (cfg.intermediate_size, true),
-            FeedForwardKind::SwiGlu => (2 * cfg.intermediate_size, cfg.add_bias_fnn),
+            FeedForwardKind::SwiGlu => (2 * cfg.intermediate_size, cfg.ffn_bias()),
         };
         let rotary_inv_freq = match cfg.position_embedding_type {
             PositionEmbeddingType::Rotary => {
@@ -285,12 +269,7 @@ impl EsmLayer {
                 // A buffer, not a weight: read it in f32 whatever the model dtype; a checkpoint
                 // without it gets the value the reference code computes.
                 if vb.contains_tensor(name) {
-                    Some(vb.get_with_hints_dtype(
-                        half,
-                        name,
-                        candle_nn::Init::Const(0.0),
-                        DType::F32,
-                    )?)
+                    Some(vb.get_with_hints_dtype(half, name, Init::Const(0.0), DType::F32)?)
                 } else {
                     Some(default_inv_freq(cfg.head_dim(), vb.device())?)
                 }
@@ -319,7 +298,7 @@ impl EsmLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> candle_core::Result<Tensor> {
         let normed = self.attention_layer_norm.forward(x)?;
         let query = split_heads(&self.query.forward(&normed)?, self.num_heads)?;
         let key = split_heads(&self.key.forward(&normed)?, self.num_heads)?;
@@ -367,30 +346,31 @@ impl EsmLayer {
 }
 
 /// `1 / 10000^(2i / head_dim)`, what the reference computes when it builds the buffer.
-fn default_inv_freq(head_dim: usize, device: &candle_core::Device) -> Result<Tensor> {
+fn default_inv_freq(head_dim: usize, device: &Device) -> candle_core::Result<Tensor> {
     let values: Vec<f32> = (0..head_dim / 2)
         .map(|i| 1.0 / 10000f32.powf((2 * i) as f32 / head_dim as f32))
         .collect();
     Tensor::from_vec(values, head_dim / 2, device)
 }
 
-/// The ESM encoder (`esm.*` in a `EsmForMaskedLM` / `EsmForSequenceClassification` checkpoint).
+/// The ESM encoder (`esm.*` in an `EsmForMaskedLM` / `EsmForSequenceClassification` checkpoint).
 #[derive(Debug, Clone)]
 pub struct EsmModel {
-    config: Config,
-    word_embeddings: Tensor,
+    pub config: Config,
+    /// `[vocab, hidden]`; also the MLM decoder when `tie_word_embeddings`.
+    pub word_embeddings: Tensor,
     /// Only for absolute positions; NT v2's table exists in the checkpoint but is never used.
-    position_embeddings: Option<Tensor>,
-    emb_layer_norm_before: Option<LayerNorm>,
-    layers: Vec<EsmLayer>,
-    emb_layer_norm_after: LayerNorm,
+    pub position_embeddings: Option<Tensor>,
+    pub emb_layer_norm_before: Option<LayerNorm>,
+    pub layers: Vec<EsmLayer>,
+    pub emb_layer_norm_after: LayerNorm,
 }
 
 impl EsmModel {
-    /// Loads the encoder from a checkpoint whose tensors are named as in transformers
-    /// (`esm.embeddings.word_embeddings.weight`, …); `vb` points at the checkpoint root.
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        cfg.validate()?;
+    /// Builds the encoder from `vb` rooted at the checkpoint root (tensors named `esm.…`).
+    pub fn load(vb: &VarBuilder, cfg: &Config) -> Result<Self, ModelError> {
+        // Also when the config did not come through `from_model_config`.
+        cfg.validate(Path::new("config.json"))?;
         let esm = vb.pp("esm");
         let hidden = cfg.hidden_size;
         let embeddings = esm.pp("embeddings");
@@ -415,7 +395,7 @@ impl EsmModel {
         let encoder = esm.pp("encoder");
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| EsmLayer::load(&encoder.pp(format!("layer.{i}")), cfg))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let emb_layer_norm_after =
             LayerNorm::load(&encoder, "emb_layer_norm_after", hidden, cfg.layer_norm_eps)?;
         Ok(Self {
@@ -428,17 +408,15 @@ impl EsmModel {
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn dtype(&self) -> DType {
+        self.word_embeddings.dtype()
     }
 
-    /// The token embedding table `[vocab, hidden]` (the tied MLM decoder when
-    /// `tie_word_embeddings`).
-    pub fn word_embeddings(&self) -> &Tensor {
-        &self.word_embeddings
+    pub fn device(&self) -> &Device {
+        self.word_embeddings.device()
     }
 
-    /// Every projection of the encoder, named by its Hugging Face module path.
+    /// Every projection, in layer order, for attaching adapters by `Linear::name`.
     pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
         self.layers
             .iter_mut()
@@ -446,14 +424,20 @@ impl EsmModel {
             .collect()
     }
 
-    /// Runs the encoder. `input_ids` (u32 or i64) and `attention_mask` (1 = token, 0 = padding,
-    /// any dtype) are `[batch, seq_len]`, right-padded with `pad_token_id`.
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<EncoderOutput> {
+    /// Runs the encoder. `input_ids` and `attention_mask` are `[batch, tokens]` integer tensors
+    /// (1 = real token, 0 = padding), right-padded with `pad_token_id`.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<EncoderOutput, ModelError> {
         check_batch_shapes(input_ids, attention_mask)?;
         check_token_ids(input_ids, self.config.vocab_size)?;
         let (batch, seq_len) = input_ids.dims2()?;
+        let input_ids = input_ids.to_device(self.device())?;
+        let attention_mask = attention_mask.to_device(self.device())?;
         let hidden = self.config.hidden_size;
-        let dtype = self.word_embeddings.dtype();
+        let dtype = self.dtype();
         let mask_f32 = attention_mask.to_dtype(DType::F32)?;
 
         let mut x = self
@@ -461,10 +445,10 @@ impl EsmModel {
             .index_select(&input_ids.flatten_all()?, 0)?
             .reshape((batch, seq_len, hidden))?;
         if self.config.token_dropout {
-            x = self.token_dropout(&x, input_ids, &mask_f32)?;
+            x = self.token_dropout(&x, &input_ids, &mask_f32)?;
         }
         if let Some(table) = &self.position_embeddings {
-            let positions = self.position_ids(input_ids)?;
+            let positions = self.position_ids(&input_ids)?;
             let position_embeddings = table
                 .index_select(&positions.flatten_all()?, 0)?
                 .reshape((batch, seq_len, hidden))?;
@@ -475,7 +459,7 @@ impl EsmModel {
         }
         x = x.broadcast_mul(&mask_f32.to_dtype(dtype)?.unsqueeze(2)?)?;
 
-        let additive_mask = ops::additive_attention_mask(attention_mask, dtype)?;
+        let additive_mask = ops::additive_attention_mask(&attention_mask, dtype)?;
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
         hidden_states.push(x.clone());
         for layer in &self.layers {
@@ -491,9 +475,16 @@ impl EsmModel {
 
     /// Token dropout as ESM applies it in eval too: `<mask>` embeddings are zeroed and each row
     /// is scaled by `(1 - 0.15 * 0.8) / (1 - n_mask / n_valid)`.
-    fn token_dropout(&self, x: &Tensor, input_ids: &Tensor, mask_f32: &Tensor) -> Result<Tensor> {
+    fn token_dropout(
+        &self,
+        x: &Tensor,
+        input_ids: &Tensor,
+        mask_f32: &Tensor,
+    ) -> Result<Tensor, ModelError> {
         let Some(mask_token_id) = self.config.mask_token_id else {
-            bail!("ESM config: token_dropout is true but mask_token_id is missing");
+            return Err(ModelError::InvalidInput(
+                "token_dropout is on but the config has no mask_token_id".to_string(),
+            ));
         };
         let dtype = x.dtype();
         let is_mask = input_ids
@@ -508,56 +499,120 @@ impl EsmModel {
         let observed_ratio = (n_mask / n_valid)?;
         let kept_fraction = (observed_ratio.ones_like()? - observed_ratio)?;
         let scale = kept_fraction.recip()?.to_dtype(dtype)?.unsqueeze(2)?;
-        (x * (1.0 - 0.15 * 0.8))?.broadcast_mul(&scale)
+        Ok((x * (1.0 - 0.15 * 0.8))?.broadcast_mul(&scale)?)
     }
 
     /// ESM position ids: `cumsum(ids != pad) * (ids != pad) + pad`, so the first token is at
     /// `pad + 1` and padding sits on the `pad` row.
-    fn position_ids(&self, input_ids: &Tensor) -> Result<Tensor> {
+    fn position_ids(&self, input_ids: &Tensor) -> Result<Tensor, ModelError> {
         let pad = self.config.pad_token_id.unwrap_or(0);
         let seq_len = input_ids.dim(1)?;
-        let max_position = seq_len + pad as usize;
-        if max_position >= self.config.max_position_embeddings {
-            bail!(
-                "{seq_len} tokens exceed this model's maximum of {} (max_position_embeddings {} \
+        if seq_len + pad as usize >= self.config.max_position_embeddings {
+            return Err(ModelError::InvalidInput(format!(
+                "{seq_len} tokens exceed the model's maximum of {} (max_position_embeddings {} \
                  minus the padding offset); truncate the input",
                 self.config
                     .max_position_embeddings
                     .saturating_sub(pad as usize + 1),
                 self.config.max_position_embeddings
-            );
+            )));
         }
-        // Counting is done in f32 (exact for these sizes) because candle's cumsum is a matmul.
+        // Counting is done in f32 (exact at these sizes) because candle's cumsum is a matmul.
         let not_pad = input_ids
             .to_dtype(DType::I64)?
             .ne(pad as i64)?
             .to_dtype(DType::F32)?;
         let positions = ((not_pad.cumsum(1)? * &not_pad)? + pad as f64)?;
-        positions.to_dtype(DType::U32)
+        Ok(positions.to_dtype(DType::U32)?)
+    }
+}
+
+/// A Nucleotide Transformer folder read into a model: the config, the weights (for the heads
+/// and the load report) and the encoder.
+#[derive(Debug, Clone)]
+pub struct LoadedEsm {
+    pub config: Config,
+    pub weights: Weights,
+    pub model: EsmModel,
+}
+
+impl LoadedEsm {
+    /// Reads `dir/config.json` and the weights of an NT v1 or v2 folder.
+    pub fn from_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+        let config = Config::from_model_config(&ModelConfig::from_dir(dir)?)?;
+        let weights = Weights::from_dir(dir)?;
+        Self::from_weights(config, weights, dtype, device)
+    }
+
+    pub fn from_weights(
+        config: Config,
+        weights: Weights,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        weights.add_base_prefix_if_missing("esm", "embeddings.word_embeddings.weight");
+        let vb = weights.var_builder(dtype, device);
+        let model = EsmModel::load(&vb, &config)?;
+        Ok(Self {
+            config,
+            weights,
+            model,
+        })
+    }
+
+    pub fn var_builder(&self) -> VarBuilder<'static> {
+        self.weights
+            .var_builder(self.model.dtype(), self.model.device())
+    }
+
+    /// The MLM head `lm_head`.
+    pub fn mlm_head(&self) -> Result<EsmLmHead, ModelError> {
+        EsmLmHead::load(
+            &self.weights,
+            &self.var_builder(),
+            &self.config,
+            &self.model.word_embeddings,
+        )
+    }
+
+    /// The classification head `classifier.{dense,out_proj}`, initialised when the checkpoint
+    /// lacks it (listed in the load report).
+    pub fn classification_head(
+        &self,
+        num_labels: usize,
+    ) -> Result<EsmClassificationHead, ModelError> {
+        EsmClassificationHead::load(&self.weights, &self.var_builder(), &self.config, num_labels)
     }
 }
 
 /// The masked-language-model head `lm_head`: `decoder(LN(gelu(dense(h)))) + bias`.
 #[derive(Debug, Clone)]
 pub struct EsmLmHead {
-    dense: Linear,
-    layer_norm: LayerNorm,
-    decoder: Linear,
+    pub dense: Linear,
+    pub layer_norm: LayerNorm,
+    /// `lm_head.decoder` with the bias `lm_head.bias`.
+    pub decoder: Linear,
 }
 
 impl EsmLmHead {
-    /// Loads `lm_head.*`; the decoder is `lm_head.decoder.weight`, or the word embeddings of
-    /// `model` when the config ties them.
-    pub fn load(vb: VarBuilder, cfg: &Config, model: &EsmModel) -> Result<Self> {
+    /// Loads `lm_head.*`; the decoder is `lm_head.decoder.weight`, or `word_embeddings` when
+    /// the config ties them (NT configs do not).
+    pub fn load(
+        weights: &Weights,
+        vb: &VarBuilder,
+        cfg: &Config,
+        word_embeddings: &Tensor,
+    ) -> Result<Self, ModelError> {
         let hidden = cfg.hidden_size;
         let head = vb.pp("lm_head");
         let decoder_weight = if cfg.tie_word_embeddings {
-            model.word_embeddings().clone()
+            weights.mark_used("lm_head.decoder.weight");
+            word_embeddings.clone()
         } else {
             head.get((cfg.vocab_size, hidden), "decoder.weight")?
         };
         Ok(Self {
-            dense: Linear::load(&vb, "lm_head.dense", hidden, hidden, true)?,
+            dense: Linear::load(vb, "lm_head.dense", hidden, hidden, true)?,
             layer_norm: LayerNorm::load(&head, "layer_norm", hidden, cfg.layer_norm_eps)?,
             decoder: Linear {
                 name: "lm_head.decoder".to_string(),
@@ -570,35 +625,56 @@ impl EsmLmHead {
 
     /// Logits `[..., vocab]` for hidden states `[..., hidden]` (the encoder's
     /// `last_hidden_state`).
-    pub fn forward(&self, hidden_states: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, hidden_states: &Tensor) -> Result<Tensor, ModelError> {
         let x = self.dense.forward(hidden_states)?.gelu_erf()?;
         let x = self.layer_norm.forward(&x)?;
-        self.decoder.forward(&x)
+        Ok(self.decoder.forward(&x)?)
     }
 }
 
-/// `EsmClassificationHead`: `out_proj(tanh(dense(h[:, 0])))`.
+/// `EsmClassificationHead`: `out_proj(tanh(dense(h[:, 0])))` (dropout is off in eval).
 #[derive(Debug, Clone)]
 pub struct EsmClassificationHead {
+    /// `classifier.dense`, `[hidden, hidden]`.
     pub dense: Linear,
+    /// `classifier.out_proj`, `[num_labels, hidden]`.
     pub out_proj: Linear,
 }
 
 impl EsmClassificationHead {
-    /// Loads `classifier.dense` and `classifier.out_proj` (`num_labels` outputs) from `vb`.
-    pub fn load(vb: VarBuilder, cfg: &Config, num_labels: usize) -> Result<Self> {
+    /// Loads `classifier.dense` and `classifier.out_proj`; when the checkpoint has none (the
+    /// usual case: it is what fine-tuning trains) they are initialised as transformers does
+    /// (normal(0, initializer_range) weights, zero biases) and listed in the load report.
+    pub fn load(
+        weights: &Weights,
+        vb: &VarBuilder,
+        cfg: &Config,
+        num_labels: usize,
+    ) -> Result<Self, ModelError> {
         let hidden = cfg.hidden_size;
+        let normal = Init::Randn {
+            mean: 0.0,
+            stdev: cfg.initializer_range,
+        };
+        weights.init_if_missing("classifier.dense.weight", (hidden, hidden), normal)?;
+        weights.init_if_missing("classifier.dense.bias", hidden, Init::Const(0.0))?;
+        weights.init_if_missing("classifier.out_proj.weight", (num_labels, hidden), normal)?;
+        weights.init_if_missing("classifier.out_proj.bias", num_labels, Init::Const(0.0))?;
         Ok(Self {
-            dense: Linear::load(&vb, "classifier.dense", hidden, hidden, true)?,
-            out_proj: Linear::load(&vb, "classifier.out_proj", hidden, num_labels, true)?,
+            dense: Linear::load(vb, "classifier.dense", hidden, hidden, true)?,
+            out_proj: Linear::load(vb, "classifier.out_proj", hidden, num_labels, true)?,
         })
     }
 
-    /// Logits `[batch, num_labels]` from `last_hidden_state` `[batch, seq, hidden]`.
-    pub fn forward(&self, last_hidden_state: &Tensor) -> Result<Tensor> {
+    pub fn num_labels(&self) -> usize {
+        self.out_proj.weight.dims().first().copied().unwrap_or(0)
+    }
+
+    /// Logits `[batch, num_labels]` from `last_hidden_state` `[batch, tokens, hidden]`.
+    pub fn forward(&self, last_hidden_state: &Tensor) -> Result<Tensor, ModelError> {
         let first_token = last_hidden_state.narrow(1, 0, 1)?.squeeze(1)?;
         let x = self.dense.forward(&first_token)?.tanh()?;
-        self.out_proj.forward(&x)
+        Ok(self.out_proj.forward(&x)?)
     }
 
     pub fn linears_mut(&mut self) -> [&mut Linear; 2] {
@@ -618,7 +694,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v2.feed_forward(), FeedForwardKind::SwiGlu);
-        assert!(!v2.add_bias_fnn);
+        assert!(!v2.ffn_bias());
         let v1: Config = serde_json::from_str(
             r#"{"vocab_size": 10, "pad_token_id": 1, "emb_layer_norm_before": null}"#,
         )
@@ -628,7 +704,7 @@ mod tests {
         assert_eq!(v1.emb_layer_norm_before, None);
         assert_eq!(v1.max_position_embeddings, 1026);
         assert!(v1.tie_word_embeddings);
-        v1.validate().unwrap();
+        v1.validate(Path::new("config.json")).unwrap();
     }
 
     #[test]
@@ -637,13 +713,19 @@ mod tests {
             r#"{"vocab_size": 10, "pad_token_id": 1, "position_embedding_type": "relative_key"}"#,
         )
         .unwrap();
-        let message = relative.validate().unwrap_err().to_string();
+        let message = relative
+            .validate(Path::new("config.json"))
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("position_embedding_type"), "{message}");
 
         let no_mask_id: Config =
             serde_json::from_str(r#"{"vocab_size": 10, "pad_token_id": 1, "token_dropout": true}"#)
                 .unwrap();
-        let message = no_mask_id.validate().unwrap_err().to_string();
+        let message = no_mask_id
+            .validate(Path::new("config.json"))
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("mask_token_id"), "{message}");
     }
 

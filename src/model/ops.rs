@@ -95,11 +95,6 @@ impl Linear {
         }
     }
 
-    /// `[out, in]`.
-    pub fn out_in_dims(&self) -> Result<(usize, usize)> {
-        self.weight.dims2()
-    }
-
     /// `x · Wᵀ + b`, plus the LoRA update when an adapter is attached.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = linear(x, &self.weight, self.bias.as_ref())?;
