@@ -95,8 +95,9 @@ fn loss_and_every_gradient_match_peft_for_all_families() {
                 .set_trainable(name, golden.get(&format!("lora.param.{name}")))
                 .expect("set parameter");
         }
+        // The reference ran in eval mode (dropout off).
         let logits = model
-            .forward(golden.get("input_ids"), golden.get("attention_mask"), true)
+            .forward(golden.get("input_ids"), golden.get("attention_mask"), false)
             .expect("forward");
         assert_close(
             &format!("{family} lora.logits"),
@@ -346,4 +347,30 @@ fn runtime_names_map_to_the_adapter_file_keys_peft_writes() {
             );
         }
     }
+}
+
+#[test]
+fn training_mode_applies_head_dropout_and_eval_mode_is_deterministic() {
+    let Some(fixtures) =
+        fixtures_dir("training_mode_applies_head_dropout_and_eval_mode_is_deterministic")
+    else {
+        return;
+    };
+    let dir = fixtures.join("dnabert2"); // hidden_dropout_prob 0.1, classifier_dropout null
+    let golden = Golden::open(&dir.join("golden.safetensors"));
+    let model = build(&dir);
+    assert_eq!(model.head_dropout, 0.1);
+    let run = |train| {
+        model
+            .forward(golden.get("input_ids"), golden.get("attention_mask"), train)
+            .expect("forward")
+    };
+    let eval = run(false);
+    assert_close("eval twice", &run(false), &eval, 0.0);
+    let diff = golden::max_abs_diff(&run(true), &eval);
+    assert!(
+        diff > 1e-4,
+        "dropout had no effect in training mode ({diff:.3e})"
+    );
+    assert_close("eval after training mode", &run(false), &eval, 0.0);
 }

@@ -169,6 +169,9 @@ pub struct SequenceClassifier {
     pub hidden_size: usize,
     pub num_labels: usize,
     head: Head,
+    /// transformers' head dropout (`classifier_dropout`, else `hidden_dropout_prob`), active
+    /// only in training mode.
+    pub head_dropout: f64,
     /// The LoRA settings and the module paths that carry an adapter.
     lora: Option<(LoraConfig, Vec<String>)>,
     /// LoRA A and B of every adapted module, by PEFT runtime name, in model order.
@@ -210,11 +213,16 @@ impl SequenceClassifier {
             weights,
             hidden_size,
         } = loaded;
-        let initializer_range = ModelConfig::from_dir(&dir)?
-            .json
-            .get("initializer_range")
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(0.02);
+        let config_json = ModelConfig::from_dir(&dir)?.json;
+        let number = |key: &str| config_json.get(key).and_then(serde_json::Value::as_f64);
+        let initializer_range = number("initializer_range").unwrap_or(0.02);
+        // ESM's head reads hidden_dropout_prob only; the BERT heads prefer classifier_dropout.
+        let head_dropout = if family.is_bert_style() {
+            number("classifier_dropout").or_else(|| number("hidden_dropout_prob"))
+        } else {
+            number("hidden_dropout_prob")
+        }
+        .unwrap_or(0.1);
         let (dtype, device) = encoder_dtype_device(&mut encoder)?;
         let mut builder = HeadBuilder {
             weights: &weights,
@@ -272,6 +280,7 @@ impl SequenceClassifier {
             hidden_size,
             num_labels: spec.num_labels,
             head,
+            head_dropout,
             lora,
             lora_vars,
             mode,
@@ -281,7 +290,8 @@ impl SequenceClassifier {
     }
 
     /// Logits `[batch, num_labels]` for right-padded `input_ids` / `attention_mask`
-    /// `[batch, tokens]`. `train` switches LoRA dropout on.
+    /// `[batch, tokens]`. `train` switches the LoRA and head dropouts on (the encoders have
+    /// no internal dropout).
     pub fn forward(
         &self,
         input_ids: &Tensor,
@@ -291,14 +301,22 @@ impl SequenceClassifier {
         self.mode.set_training(train);
         let out = self.encoder.forward(input_ids, attention_mask)?;
         let first_token = out.last_hidden_state.i((.., 0))?;
+        let dropout = |x: Tensor| -> candle_core::Result<Tensor> {
+            if train && self.head_dropout > 0.0 {
+                self.mode.dropout(&x, self.head_dropout)
+            } else {
+                Ok(x)
+            }
+        };
+        // Dropout placement as in BertForSequenceClassification / EsmClassificationHead.
         let logits = match &self.head {
             Head::Bert { pooler, classifier } => {
                 let pooled = pooler.linear.forward(&first_token)?.tanh()?;
-                classifier.linear.forward(&pooled)?
+                classifier.linear.forward(&dropout(pooled)?)?
             }
             Head::Esm { dense, out_proj } => {
-                let x = dense.linear.forward(&first_token)?.tanh()?;
-                out_proj.linear.forward(&x)?
+                let x = dense.linear.forward(&dropout(first_token)?)?.tanh()?;
+                out_proj.linear.forward(&dropout(x)?)?
             }
         };
         Ok(logits)

@@ -231,7 +231,8 @@ impl LoraMode {
     }
 
     /// Inverted dropout as in PyTorch: zero with probability `p`, scale the rest by 1/(1-p).
-    fn dropout(&self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
+    /// Applies whatever the mode; callers check [`Self::is_training`].
+    pub fn dropout(&self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
         let keep_scale = (1.0 / (1.0 - p)) as f32;
         let count = x.elem_count();
         let mask: Vec<f32> = {
