@@ -114,6 +114,15 @@ fn loss_and_every_gradient_match_peft_for_all_families() {
         );
 
         let grad_store = loss.backward().expect("backward");
+        // Frozen base weights get no gradient at all (nothing computes or holds one).
+        let mut encoder = model.encoder.clone();
+        for linear in encoder.linears_mut() {
+            assert!(
+                grad_store.get(&linear.weight).is_none(),
+                "{family}: the frozen {} received a gradient",
+                linear.name
+            );
+        }
         let mut max_grad_diff = 0f32;
         for (name, var) in model.trainable_vars() {
             let grad = grad_store
@@ -373,4 +382,60 @@ fn training_mode_applies_head_dropout_and_eval_mode_is_deterministic() {
         "dropout had no effect in training mode ({diff:.3e})"
     );
     assert_close("eval after training mode", &run(false), &eval, 0.0);
+}
+
+#[test]
+fn a_few_optimizer_steps_lower_the_loss_and_leave_base_weights_alone() {
+    use candle_nn::Optimizer;
+    let Some(fixtures) =
+        fixtures_dir("a_few_optimizer_steps_lower_the_loss_and_leave_base_weights_alone")
+    else {
+        return;
+    };
+    let dir = fixtures.join("nt_v2");
+    let golden = Golden::open(&dir.join("golden.safetensors"));
+    let model = build(&dir);
+    let mut encoder = model.encoder.clone();
+    let base_before: Vec<Tensor> = encoder
+        .linears_mut()
+        .iter()
+        .map(|l| l.weight.copy().expect("copy"))
+        .collect();
+    let vars = model.trainable_vars().into_iter().map(|(_, v)| v).collect();
+    let mut optimizer = candle_nn::AdamW::new(
+        vars,
+        candle_nn::ParamsAdamW {
+            lr: 1e-2,
+            ..Default::default()
+        },
+    )
+    .expect("optimizer");
+    let loss_now = || {
+        let logits = model
+            .forward(golden.get("input_ids"), golden.get("attention_mask"), false)
+            .expect("forward");
+        loss_of(&logits, &golden)
+    };
+    let first: f32 = loss_now().to_scalar().expect("loss");
+    for _ in 0..5 {
+        optimizer.backward_step(&loss_now()).expect("step");
+    }
+    let last: f32 = loss_now().to_scalar().expect("loss");
+    assert!(last < first, "loss went from {first} to {last}");
+    for (linear, before) in encoder.linears_mut().iter().zip(&base_before) {
+        assert_close(&linear.name, &linear.weight, before, 0.0);
+    }
+    // LoRA B left zero: the updates reached the adapters.
+    let b_moved = model
+        .trainable_vars()
+        .iter()
+        .filter(|(name, _)| name.contains(".lora_B."))
+        .all(|(_, var)| {
+            var.abs()
+                .and_then(|t| t.sum_all())
+                .and_then(|t| t.to_scalar::<f32>())
+                .expect("sum")
+                > 0.0
+        });
+    assert!(b_moved, "some LoRA B stayed zero after training");
 }
