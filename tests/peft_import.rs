@@ -278,3 +278,67 @@ fn a_missing_relative_base_model_is_reported_with_the_folder_tried() {
         "{message}"
     );
 }
+
+#[test]
+fn a_base_model_without_pooler_needs_the_pooler_in_the_adapter() {
+    let Some(fixtures) =
+        fixtures_dir("a_base_model_without_pooler_needs_the_pooler_in_the_adapter")
+    else {
+        return;
+    };
+    // Many Hub MaskedLM checkpoints lack bert.pooler; PEFT's adapter then cannot reproduce the
+    // logits it was trained with unless it saved the pooler too.
+    let source = fixtures.join("dnabert1/model");
+    let model_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        source.join("config.json"),
+        model_dir.path().join("config.json"),
+    )
+    .expect("copy config");
+    let mut tensors =
+        candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu)
+            .expect("read");
+    let pooler: HashMap<String, Tensor> = tensors
+        .iter()
+        .filter(|(name, _)| name.starts_with("bert.pooler."))
+        .map(|(name, t)| (format!("base_model.model.{name}"), t.clone()))
+        .collect();
+    assert_eq!(pooler.len(), 2, "fixture layout changed");
+    tensors.retain(|name, _| !name.starts_with("bert.pooler."));
+    candle_core::safetensors::save(&tensors, model_dir.path().join("model.safetensors"))
+        .expect("write");
+
+    let err = load(
+        &fixtures.join("dnabert1/peft_adapter"),
+        Some(model_dir.path()),
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    eprintln!("{message}");
+    assert!(matches!(err, PeftError::MissingTensor { .. }), "{err:?}");
+    assert!(
+        message.contains("base_model.model.bert.pooler.dense.weight")
+            && message.contains(&model_dir.path().display().to_string()),
+        "{message}"
+    );
+
+    // The same adapter saved with the pooler (modules_to_save ["classifier", "pooler"]) loads
+    // and gives the reference logits.
+    let adapter = edited_adapter(&fixtures, "dnabert1", |config| {
+        config["modules_to_save"] = serde_json::json!(["classifier", "pooler", "score"]);
+    });
+    let weights_path = adapter.path().join("adapter_model.safetensors");
+    let mut adapter_tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load(&weights_path, &Device::Cpu).expect("read");
+    adapter_tensors.extend(pooler);
+    candle_core::safetensors::save(&adapter_tensors, &weights_path).expect("write");
+    let model = load(adapter.path(), Some(model_dir.path())).expect("adapter with pooler");
+    assert_eq!(model.modules_to_save(), vec!["pooler", "classifier"]);
+    let golden = Golden::open(&fixtures.join("dnabert1/golden.safetensors"));
+    assert_close(
+        "dnabert1 lora.logits (pooler from the adapter)",
+        &logits_of(&model, &golden),
+        golden.get("lora.logits"),
+        1e-4,
+    );
+}

@@ -91,9 +91,7 @@ pub enum PeftError {
         base: PathBuf,
         family: Family,
     },
-    #[error(
-        "{file} lacks the tensor {tensor} that {what}; the adapter folder is incomplete or damaged"
-    )]
+    #[error("{file} lacks the tensor {tensor}: {what}")]
     MissingTensor {
         file: PathBuf,
         tensor: String,
@@ -407,17 +405,7 @@ impl PeftAdapter {
                 .ok_or_else(|| PeftError::MissingTensor {
                     file: self.weights_path.clone(),
                     tensor: key.clone(),
-                    what: if runtime_name.contains(".lora_") {
-                        format!(
-                            "adapter_config.json's target_modules {} select on {}",
-                            spec.lora
-                                .as_ref()
-                                .map_or(String::new(), |c| c.targets.to_string()),
-                            base.display()
-                        )
-                    } else {
-                        "the classification head needs".to_string()
-                    },
+                    what: missing_tensor_reason(&runtime_name, &spec, &base),
                 })?;
             if tensor.dims() != var.dims() {
                 return Err(PeftError::ShapeMismatch {
@@ -437,6 +425,19 @@ impl PeftAdapter {
             .filter(|key| !consumed.contains(*key))
             .collect();
         leftover.sort();
+        let classifier_prefix = format!("{PEFT_PREFIX}classifier.");
+        if let Some(key) = leftover
+            .iter()
+            .find(|key| key.starts_with(&classifier_prefix) && key.contains(".lora_"))
+        {
+            return Err(PeftError::Unsupported {
+                path: self.weights_path.clone(),
+                message: format!(
+                    "{key} puts LoRA on the classification head; dnatune adapts encoder \
+                     projections only (the head trains in full through modules_to_save)"
+                ),
+            });
+        }
         if let Some(key) = leftover.first() {
             return Err(PeftError::WrongBaseModel {
                 file: self.weights_path.clone(),
@@ -447,6 +448,30 @@ impl PeftAdapter {
             });
         }
         Ok(classifier)
+    }
+}
+
+/// Why the adapter should hold a tensor it lacks (for [`PeftError::MissingTensor`]).
+fn missing_tensor_reason(runtime_name: &str, spec: &ClassifierSpec, base: &Path) -> String {
+    if runtime_name.contains(".lora_") {
+        let targets = spec
+            .lora
+            .as_ref()
+            .map_or(String::new(), |cfg| cfg.targets.to_string());
+        format!(
+            "adapter_config.json's target_modules {targets} select this module on {}; the \
+             adapter folder is incomplete or damaged",
+            base.display()
+        )
+    } else if runtime_name.contains(".pooler.") {
+        format!(
+            "the base model {} has no bert.pooler.dense, so the adapter must carry it (PEFT \
+             saves it when modules_to_save includes \"pooler\"); give the checkpoint the \
+             adapter was trained on (--model)",
+            base.display()
+        )
+    } else {
+        "the classification head needs it; the adapter folder is incomplete or damaged".to_string()
     }
 }
 
