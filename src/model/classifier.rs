@@ -160,7 +160,8 @@ impl Head {
     }
 }
 
-/// Encoder + classification head; see the module docs.
+/// Encoder + classification head; see the module docs. Clones share the trainable tensors
+/// and the train/eval switch (cheap handles, not copies).
 #[derive(Debug, Clone)]
 pub struct SequenceClassifier {
     pub dir: PathBuf,
