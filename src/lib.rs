@@ -3,6 +3,7 @@
 //! The library holds everything a front end needs; the `dnatune` binary is a thin
 //! command line (`cli`) plus, with the default `gui` feature, the desktop app.
 
+pub mod adapter;
 pub mod cli;
 pub mod data;
 pub mod model;

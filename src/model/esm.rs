@@ -618,6 +618,7 @@ impl EsmLmHead {
                 name: "lm_head.decoder".to_string(),
                 weight: decoder_weight,
                 bias: Some(head.get(cfg.vocab_size, "bias")?),
+                lora: None,
             },
         })
     }

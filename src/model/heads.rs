@@ -163,6 +163,7 @@ impl BertClassificationHead {
             name: "classifier".to_string(),
             weight: to(weight, dtype, device)?,
             bias: Some(to(bias, dtype, device)?),
+            lora: None,
         };
         Ok(Self { pooler, classifier })
     }

@@ -1,6 +1,7 @@
 //! The DNA language-model families, their loading, catalog and Hub access.
 pub mod bert;
 pub mod catalog;
+pub mod classifier;
 pub mod config;
 pub mod dnabert2;
 pub mod encoder;
@@ -8,4 +9,5 @@ pub mod esm;
 pub mod heads;
 pub mod hub;
 pub mod load;
+pub mod lora;
 pub mod ops;

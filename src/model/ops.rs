@@ -51,6 +51,8 @@ pub struct Linear {
     /// `[out, in]`, PyTorch layout.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// A trainable low-rank update added to the frozen projection (see [`super::lora`]).
+    pub lora: Option<super::lora::LoraAdapter>,
 }
 
 impl Linear {
@@ -75,11 +77,31 @@ impl Linear {
         } else {
             format!("{prefix}.{name}")
         };
-        Ok(Self { name, weight, bias })
+        Ok(Self {
+            name,
+            weight,
+            bias,
+            lora: None,
+        })
     }
 
+    /// A projection without LoRA from tensors already in memory.
+    pub fn new(name: impl Into<String>, weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            name: name.into(),
+            weight,
+            bias,
+            lora: None,
+        }
+    }
+
+    /// `x · Wᵀ + b`, plus the LoRA update when an adapter is attached.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        linear(x, &self.weight, self.bias.as_ref())
+        let y = linear(x, &self.weight, self.bias.as_ref())?;
+        match &self.lora {
+            Some(adapter) => y + adapter.delta(x)?,
+            None => Ok(y),
+        }
     }
 }
 
