@@ -24,7 +24,7 @@ pub struct EncoderOutput {
 }
 
 /// LayerNorm weights under a Hugging Face module path, applied with the differentiable
-/// `ops::layer_norm`.
+/// `ops::layer_norm_composed`.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     pub name: String,
@@ -56,10 +56,10 @@ impl LayerNorm {
             DType::F16 | DType::BF16 => {
                 let weight = self.weight.to_dtype(DType::F32)?;
                 let bias = self.bias.to_dtype(DType::F32)?;
-                ops::layer_norm(&x.to_dtype(DType::F32)?, &weight, &bias, self.eps)?
+                ops::layer_norm_composed(&x.to_dtype(DType::F32)?, &weight, &bias, self.eps)?
                     .to_dtype(x.dtype())
             }
-            _ => ops::layer_norm(x, &self.weight, &self.bias, self.eps),
+            _ => ops::layer_norm_composed(x, &self.weight, &self.bias, self.eps),
         }
     }
 }
@@ -204,7 +204,7 @@ impl BertLayer {
         let value = self.split_heads(&self.value.forward(x)?)?;
         let scores = (query.matmul(&key.t()?)? / (self.head_dim as f64).sqrt())?
             .broadcast_add(additive_mask)?;
-        let probs = ops::softmax_last_dim(&scores)?;
+        let probs = ops::attention_softmax(&scores)?;
         probs
             .matmul(&value)?
             .transpose(1, 2)?

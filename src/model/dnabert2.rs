@@ -252,7 +252,7 @@ impl Dnabert2Layer {
         let scores = (query.matmul(&key.transpose(2, 3)?.contiguous()?)?
             / (head_dim as f64).sqrt())?
         .broadcast_add(attention_bias)?;
-        let probs = ops::softmax_last_dim(&scores)?;
+        let probs = ops::attention_softmax(&scores)?;
         let context = merge_heads(&probs.matmul(&value)?)?;
         let attended = self
             .attention_layer_norm

@@ -315,7 +315,7 @@ impl EsmLayer {
         let scores = query
             .matmul(&key.transpose(2, 3)?.contiguous()?)?
             .broadcast_add(additive_mask)?;
-        let probs = ops::softmax_last_dim(&scores)?;
+        let probs = ops::attention_softmax(&scores)?;
         let context = merge_heads(&probs.matmul(&value)?)?;
         let x = (x + self.attention_output.forward(&context)?)?;
 

@@ -1,13 +1,13 @@
 //! Differentiable building blocks shared by the model families.
 //!
-//! candle's fused `LayerNorm::forward`, `ops::layer_norm`, `ops::softmax_last_dim` and
+//! candle's fused LayerNorm, its layer-norm and last-dim softmax helpers and
 //! `rotary_emb::rope*` have no backward pass: gradients would silently stop there. Everything
 //! on a training path uses the compositions below instead.
 
 use candle_core::{DType, Result, Tensor, D};
 
 /// LayerNorm over the last dimension, composed from differentiable ops.
-pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let centered = x.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
@@ -15,8 +15,8 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     normed.broadcast_mul(weight)?.broadcast_add(bias)
 }
 
-/// Softmax over the last dimension (differentiable).
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+/// Softmax over the last dimension, composed from differentiable ops (unlike candle's fused one).
+pub fn attention_softmax(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(x, D::Minus1)
 }
 
