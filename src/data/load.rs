@@ -158,6 +158,13 @@ pub fn load_with_progress(
         loader.ensure_counts();
         let file_number = file_index as u32;
         let mut file_stats = FileStats::default();
+        // The file size bounds the bases of an uncompressed file: one allocation instead of
+        // growing (and copying) the buffer by doubling; compressed input grows from there.
+        let file_len = std::fs::metadata(&planned.path).map_or(0, |m| m.len());
+        loader
+            .data
+            .bases
+            .reserve(usize::try_from(file_len).unwrap_or(0));
         let (format, sha256) = match &planned.source {
             Source::Fasta => {
                 let labeller = if class.is_none() {
