@@ -106,6 +106,25 @@ pub fn load(options: &LoadOptions) -> Result<LoadedData, DataError> {
 /// "0"/"1", in numeric order).
 pub fn load_with_progress(
     options: &LoadOptions,
+    on_progress: impl FnMut(LoadProgress),
+) -> Result<LoadedData, DataError> {
+    load_with_settings(options, &ReadSettings::default(), on_progress)
+}
+
+/// How inputs are read; unlike [`LoadOptions`] it never changes the result, only the speed,
+/// so it is not part of the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadSettings {
+    /// Hash each FASTA/FASTQ file on a second thread (reading the file again, in parallel
+    /// with parsing) instead of on the parsing thread. Pays on a machine with an idle core;
+    /// tables are always hashed inline.
+    pub hash_on_second_thread: bool,
+}
+
+/// [`load_with_progress`] with explicit [`ReadSettings`].
+pub fn load_with_settings(
+    options: &LoadOptions,
+    settings: &ReadSettings,
     mut on_progress: impl FnMut(LoadProgress),
 ) -> Result<LoadedData, DataError> {
     let plan = plan_inputs(options)?;
@@ -172,19 +191,24 @@ pub fn load_with_progress(
                 } else {
                     None
                 };
-                read_fastx_file(&planned.path, &bytes_read, |raw| {
-                    let result = loader.add_fastx_record(
-                        &planned.path,
-                        file_number,
-                        class,
-                        labeller,
-                        planned.designated_test,
-                        &raw,
-                        &mut file_stats,
-                    );
-                    report(false, file_index);
-                    result
-                })?
+                read_fastx_file(
+                    &planned.path,
+                    &bytes_read,
+                    settings.hash_on_second_thread,
+                    |raw| {
+                        let result = loader.add_fastx_record(
+                            &planned.path,
+                            file_number,
+                            class,
+                            labeller,
+                            planned.designated_test,
+                            &raw,
+                            &mut file_stats,
+                        );
+                        report(false, file_index);
+                        result
+                    },
+                )?
             }
             Source::Table(input) => read_table_file(&planned.path, input, &bytes_read, |row| {
                 let result =

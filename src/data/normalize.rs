@@ -278,7 +278,11 @@ mod tests {
         let alphabet: Vec<u8> = (0..=255u8).collect();
         for seed in 0..200 {
             let block = pseudo_random_bytes(seed, BLOCK, &alphabet);
-            assert_eq!(block_masks(&block), block_masks_portable(&block), "seed {seed}");
+            assert_eq!(
+                block_masks(&block),
+                block_masks_portable(&block),
+                "seed {seed}"
+            );
         }
         let newlines_and_bases = b"ACGTN\n".repeat(11);
         let block = &newlines_and_bases[..BLOCK];
@@ -297,7 +301,11 @@ mod tests {
             let mut raw = Vec::new();
             let width = 20 + (seed as usize * 7) % 100;
             for line in 0..40 {
-                let alphabet: &[u8] = if (seed + line) % 5 == 0 { mixed } else { mostly_plain };
+                let alphabet: &[u8] = if (seed + line) % 5 == 0 {
+                    mixed
+                } else {
+                    mostly_plain
+                };
                 raw.extend(pseudo_random_bytes(seed * 1000 + line, width, alphabet));
                 raw.push(b'\n');
             }
