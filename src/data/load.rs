@@ -180,10 +180,14 @@ pub fn load_with_settings(
         // The file size bounds the bases of an uncompressed file: one allocation instead of
         // growing (and copying) the buffer by doubling; compressed input grows from there.
         let file_len = std::fs::metadata(&planned.path).map_or(0, |m| m.len());
+        let capacity_before = loader.data.bases.capacity();
         loader
             .data
             .bases
             .reserve(usize::try_from(file_len).unwrap_or(0));
+        if loader.data.bases.capacity() != capacity_before {
+            advise_huge_pages(&loader.data.bases);
+        }
         let (format, sha256) = match &planned.source {
             Source::Fasta => {
                 let labeller = if class.is_none() {
@@ -231,6 +235,34 @@ pub fn load_with_settings(
 
     loader.finish(options, &plan, &per_file)
 }
+
+/// Asks Linux to back a large base buffer with transparent huge pages (honoured where THP is
+/// `always` or `madvise`, the usual default): filling 1 GB then takes ~500 page faults instead
+/// of ~250 000, which cost a fifth of the reading time in the benchmark. Best effort.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(buffer: &Vec<u8>) {
+    const PAGE: usize = 4096;
+    const WORTH_IT: usize = 8 << 20;
+    if buffer.capacity() < WORTH_IT {
+        return;
+    }
+    let start = buffer.as_ptr() as usize;
+    let aligned_start = start.next_multiple_of(PAGE);
+    let end = (start + buffer.capacity()) / PAGE * PAGE;
+    // SAFETY: the range lies inside this Vec's own allocation, and MADV_HUGEPAGE only changes
+    // how the kernel backs those pages, never their contents; a failure (e.g. a kernel
+    // without THP) is harmless and ignored.
+    unsafe {
+        libc::madvise(
+            aligned_start as *mut libc::c_void,
+            end - aligned_start,
+            libc::MADV_HUGEPAGE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_buffer: &Vec<u8>) {}
 
 /// One file to read, after glob expansion.
 struct PlannedFile {
