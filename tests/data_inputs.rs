@@ -371,8 +371,18 @@ fn hashing_on_a_second_thread_gives_the_same_data_hash_and_errors() {
     };
     for (name, bytes) in [("plain.fa", fasta.to_vec()), ("bgzf.fa.gz", bgzf)] {
         let path = write(dir.path(), name, &bytes);
-        let data = load_with_settings(&classes(&[("a", &path)]), &second_thread, |_| {}).unwrap();
+        let mut last_progress = None;
+        let data = load_with_settings(&classes(&[("a", &path)]), &second_thread, |p| {
+            last_progress = Some((p.bytes_read, p.bytes_total));
+        })
+        .unwrap();
         assert_eq!(sequences(&data), ["ACGTNACGT", "GGCC"], "{name}");
+        let total = bytes.len() as u64;
+        assert_eq!(
+            last_progress,
+            Some((total, total)),
+            "{name}: progress ends at 100 %"
+        );
         let expected_sha = format!("{:x}", Sha256::digest(&bytes));
         assert_eq!(data.files[0].sha256, expected_sha, "{name}");
     }

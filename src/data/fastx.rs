@@ -55,20 +55,25 @@ pub(crate) fn finish_digest(
     Ok(hex(&hasher.finalize()))
 }
 
-/// The sha256 of a whole file, read on its own (used when hashing runs on a second thread).
-fn hash_whole_file(path: &Path) -> Result<String, DataError> {
+/// The sha256 of a whole file, read on its own (used when hashing runs on a second thread),
+/// and the file's length.
+fn hash_whole_file(path: &Path) -> Result<(String, u64), DataError> {
     let mut file = open_input(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 18];
+    let mut total = 0u64;
     loop {
         match file.read(&mut buffer) {
             Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                total += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(DataError::io(path, e)),
         }
     }
-    Ok(hex(&hasher.finalize()))
+    Ok((hex(&hasher.finalize()), total))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -169,12 +174,14 @@ pub(crate) fn read_fastx_file(
             .spawn_scoped(scope, || hash_whole_file(path))
             .map_err(|e| DataError::io(path, e))?;
         let (format, _) = parse_fastx_file(path, bytes_read, false, on_record)?;
-        let sha256 = hashing.join().map_err(|_| {
+        let (sha256, file_len) = hashing.join().map_err(|_| {
             DataError::io(
                 path,
                 io::Error::other("the thread computing the sha256 failed"),
             )
         })??;
+        // The parser may stop short of the end (gzip padding); progress counts the whole file.
+        bytes_read.fetch_max(file_len, Ordering::Relaxed);
         Ok((format, sha256))
     })
 }

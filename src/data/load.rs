@@ -629,6 +629,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_buffer_advised_for_huge_pages_keeps_its_contents_and_grows() {
+        let mut bases: Vec<u8> = b"ACGT".to_vec();
+        bases.reserve(16 << 20);
+        advise_huge_pages(&bases);
+        let pattern: Vec<u8> = b"ACGTN".iter().copied().cycle().take(16 << 20).collect();
+        bases.extend_from_slice(&pattern);
+        bases.reserve(32 << 20);
+        advise_huge_pages(&bases);
+        bases.extend_from_slice(&pattern);
+        assert_eq!(&bases[..4], b"ACGT");
+        assert_eq!(&bases[4..4 + pattern.len()], &pattern[..]);
+        assert_eq!(&bases[4 + pattern.len()..], &pattern[..]);
+    }
+
+    #[test]
     fn class_specs() {
         let named = ClassInput::parse("phage=data/*.fa").unwrap();
         assert_eq!(named.class.as_deref(), Some("phage"));
