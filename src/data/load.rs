@@ -177,14 +177,13 @@ pub fn load_with_settings(
         loader.ensure_counts();
         let file_number = file_index as u32;
         let mut file_stats = FileStats::default();
-        // The file size bounds the bases of an uncompressed file: one allocation instead of
-        // growing (and copying) the buffer by doubling; compressed input grows from there.
-        let file_len = std::fs::metadata(&planned.path).map_or(0, |m| m.len());
+        // One allocation for the file's bases instead of growing (and copying) the buffer by
+        // doubling.
         let capacity_before = loader.data.bases.capacity();
         loader
             .data
             .bases
-            .reserve(usize::try_from(file_len).unwrap_or(0));
+            .reserve(usize::try_from(expected_text_len(&planned.path)).unwrap_or(0));
         if loader.data.bases.capacity() != capacity_before {
             advise_huge_pages(&loader.data.bases);
         }
@@ -234,6 +233,31 @@ pub fn load_with_settings(
     }
 
     loader.finish(options, &plan, &per_file)
+}
+
+/// About how many bytes of text a file holds, to size the base buffer: the file size, or for
+/// a gzip file the uncompressed size its trailer records (exact for one member under 4 GiB;
+/// only the last member's for bgzip, hence never below the file size), capped at 8× the file
+/// size so a damaged trailer cannot make us reserve gigabytes.
+fn expected_text_len(path: &Path) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let file_len = file.metadata().map_or(0, |m| m.len());
+    let mut magic = [0u8; 2];
+    let mut trailer = [0u8; 4];
+    let gzip_size = file
+        .read_exact(&mut magic)
+        .ok()
+        .filter(|()| magic == [0x1f, 0x8b] && file_len >= 18)
+        .and_then(|()| file.seek(SeekFrom::End(-4)).ok())
+        .and_then(|_| file.read_exact(&mut trailer).ok())
+        .map(|()| u64::from(u32::from_le_bytes(trailer)));
+    match gzip_size {
+        Some(size) => size.clamp(file_len, file_len.saturating_mul(8)),
+        None => file_len,
+    }
 }
 
 /// Asks Linux to back a large base buffer with transparent huge pages (honoured where THP is
@@ -627,6 +651,46 @@ fn unreachable_class(_path: &Path) -> Result<u32, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expected_text_len_reads_the_gzip_trailer_and_caps_it() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let text = b">r\nACGTACGTAC\n".repeat(1000);
+        let plain = dir.path().join("a.fa");
+        std::fs::write(&plain, &text).unwrap();
+        assert_eq!(expected_text_len(&plain), text.len() as u64);
+
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&text).unwrap();
+        let gz_bytes = encoder.finish().unwrap();
+        let gz = dir.path().join("a.fa.gz");
+        std::fs::write(&gz, &gz_bytes).unwrap();
+        // Highly repetitive text compresses > 8×, so the estimate is capped.
+        assert!(gz_bytes.len() * 8 < text.len());
+        assert_eq!(expected_text_len(&gz), gz_bytes.len() as u64 * 8);
+
+        let mut damaged = gz_bytes.clone();
+        let n = damaged.len();
+        damaged[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&gz, &damaged).unwrap();
+        assert_eq!(expected_text_len(&gz), damaged.len() as u64 * 8);
+
+        // Random bases (xorshift) compress about 4×: under the cap, so the trailer is used.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let random_like: Vec<u8> = (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                b"ACGT"[(state >> 62) as usize]
+            })
+            .collect();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&random_like).unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        assert_eq!(expected_text_len(&gz), random_like.len() as u64);
+    }
 
     #[test]
     fn a_buffer_advised_for_huge_pages_keeps_its_contents_and_grows() {
