@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use dnatune::data::{load, ClassInput, LoadOptions, Window};
+use dnatune::data::{load, load_with_settings, ClassInput, LoadOptions, ReadSettings, Window};
 
 const WINDOW_BP: u32 = 1024;
 const STRIDE_BP: u32 = 512;
@@ -66,6 +66,8 @@ fn main() {
     let best = |what: &str, path: &Path| best_of(&exe, what, path);
     let plain = best("dnatune", &fasta);
     let gzipped = best("dnatune", &gz);
+    let plain_hash_thread = best("dnatune-hash-thread", &fasta);
+    let gzipped_hash_thread = best("dnatune-hash-thread", &gz);
     let inflate = best("inflate", &gz);
     let parts: Vec<(&str, Option<Run>)> = ["sha256", "needletail", "needletail+normalize"]
         .into_iter()
@@ -92,6 +94,14 @@ fn main() {
     };
     row("dnatune, plain", &plain);
     row("dnatune, gzip", &gzipped);
+    row(
+        "dnatune, plain, sha256 on a second thread",
+        &plain_hash_thread,
+    );
+    row(
+        "dnatune, gzip, sha256 on a second thread",
+        &gzipped_hash_thread,
+    );
     row("flate2 decompression alone (to a sink)", &inflate);
     for (what, run) in &parts {
         row(&format!("part: {what}, plain"), run);
@@ -224,7 +234,10 @@ fn parse_run(text: &str) -> Option<Run> {
 fn child(what: &str, path: &Path) {
     let start = Instant::now();
     let windows = match what {
-        "dnatune" => {
+        "dnatune" | "dnatune-hash-thread" => {
+            let settings = ReadSettings {
+                hash_on_second_thread: what == "dnatune-hash-thread",
+            };
             let options = LoadOptions {
                 class_inputs: vec![ClassInput {
                     class: Some("all".into()),
@@ -232,7 +245,7 @@ fn child(what: &str, path: &Path) {
                 }],
                 ..LoadOptions::default()
             };
-            let data = load(&options).expect("load");
+            let data = load_with_settings(&options, &settings, |_| {}).expect("load");
             // Windows reference the one base buffer by (record, start, len).
             let mut windows: Vec<Window> = Vec::new();
             for (index, record) in data.records.iter().enumerate() {
@@ -277,7 +290,9 @@ fn child(what: &str, path: &Path) {
         "needletail" | "needletail+normalize" => {
             let normalize = what == "needletail+normalize";
             let mut reader = needletail::parse_fastx_file(path).expect("open");
-            let mut bases = Vec::new();
+            // Reserved from the file size, as `load` does.
+            let file_len = std::fs::metadata(path).expect("size").len() as usize;
+            let mut bases = Vec::with_capacity(if normalize { file_len } else { 0 });
             let mut counts = dnatune::data::NormalizationCounts::default();
             let mut total = 0usize;
             while let Some(record) = reader.next() {

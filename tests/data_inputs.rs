@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use dnatune::data::{
-    load, load_with_progress, ClassInput, DataError, HeaderLabelRule, InputFormat, LoadOptions,
-    LoadedData, TableInput,
+    load, load_with_progress, load_with_settings, ClassInput, DataError, HeaderLabelRule,
+    InputFormat, LoadOptions, LoadedData, ReadSettings, TableInput,
 };
 use sha2::{Digest, Sha256};
 
@@ -358,6 +358,44 @@ fn every_compression_is_detected_by_content() {
         assert_eq!(data.files[0].sha256, expected_sha, "{name}");
         assert_eq!(data.files[0].format, InputFormat::Fasta);
     }
+}
+
+#[test]
+fn hashing_on_a_second_thread_gives_the_same_data_hash_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let fasta = b">r1 x\nACGTN\nacgt\n>r2\nGGCC\n";
+    let mut bgzf = gzip(b">r1 x\nACGTN\nacgt\n");
+    bgzf.extend(gzip(b">r2\nGGCC\n"));
+    let second_thread = ReadSettings {
+        hash_on_second_thread: true,
+    };
+    for (name, bytes) in [("plain.fa", fasta.to_vec()), ("bgzf.fa.gz", bgzf)] {
+        let path = write(dir.path(), name, &bytes);
+        let mut last_progress = None;
+        let data = load_with_settings(&classes(&[("a", &path)]), &second_thread, |p| {
+            last_progress = Some((p.bytes_read, p.bytes_total));
+        })
+        .unwrap();
+        assert_eq!(sequences(&data), ["ACGTNACGT", "GGCC"], "{name}");
+        let total = bytes.len() as u64;
+        assert_eq!(
+            last_progress,
+            Some((total, total)),
+            "{name}: progress ends at 100 %"
+        );
+        let expected_sha = format!("{:x}", Sha256::digest(&bytes));
+        assert_eq!(data.files[0].sha256, expected_sha, "{name}");
+    }
+    // A parse error still wins over the hash and reads as without the second thread.
+    let mut truncated = gzip(&b">r1\nACGTACGTACGT\n".repeat(2000));
+    truncated.truncate(truncated.len() / 2);
+    let path = write(dir.path(), "cut.fa.gz", &truncated);
+    let options = classes(&[("a", &path)]);
+    let inline = load(&options).unwrap_err().to_string();
+    let threaded = load_with_settings(&options, &second_thread, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(threaded, inline);
 }
 
 #[test]

@@ -13,15 +13,16 @@ use sha2::{Digest, Sha256};
 use super::error::DataError;
 use super::types::InputFormat;
 
-/// Passes bytes through while hashing them and counting them (for progress).
+/// Passes bytes through while hashing them (unless another thread hashes the file) and
+/// counting them (for progress).
 pub(crate) struct DigestReader<'a, R> {
     inner: R,
-    hasher: &'a mut Sha256,
+    hasher: Option<&'a mut Sha256>,
     bytes_read: &'a AtomicU64,
 }
 
 impl<'a, R: Read> DigestReader<'a, R> {
-    pub(crate) fn new(inner: R, hasher: &'a mut Sha256, bytes_read: &'a AtomicU64) -> Self {
+    pub(crate) fn new(inner: R, hasher: Option<&'a mut Sha256>, bytes_read: &'a AtomicU64) -> Self {
         DigestReader {
             inner,
             hasher,
@@ -33,7 +34,9 @@ impl<'a, R: Read> DigestReader<'a, R> {
 impl<R: Read> Read for DigestReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = self.hasher.as_deref_mut() {
+            hasher.update(&buf[..n]);
+        }
         self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -50,6 +53,27 @@ pub(crate) fn finish_digest(
     let rest = io::copy(file, &mut hasher).map_err(|e| DataError::io(path, e))?;
     bytes_read.fetch_add(rest, Ordering::Relaxed);
     Ok(hex(&hasher.finalize()))
+}
+
+/// The sha256 of a whole file, read on its own (used when hashing runs on a second thread),
+/// and the file's length.
+fn hash_whole_file(path: &Path) -> Result<(String, u64), DataError> {
+    let mut file = open_input(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 18];
+    let mut total = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DataError::io(path, e)),
+        }
+    }
+    Ok((hex(&hasher.finalize()), total))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -133,17 +157,47 @@ pub(crate) struct RawRecord<'r> {
 }
 
 /// Reads every record of a FASTA/FASTQ file (any supported compression), calling `on_record`
-/// for each, and returns the file's format and sha256.
+/// for each, and returns the file's format and sha256. With `hash_on_second_thread` the file
+/// is hashed by a second thread that reads it separately, in parallel with parsing.
 pub(crate) fn read_fastx_file(
     path: &Path,
     bytes_read: &AtomicU64,
+    hash_on_second_thread: bool,
+    on_record: impl FnMut(RawRecord<'_>) -> Result<(), DataError>,
+) -> Result<(InputFormat, String), DataError> {
+    if !hash_on_second_thread {
+        return parse_fastx_file(path, bytes_read, true, on_record);
+    }
+    std::thread::scope(|scope| {
+        let hashing = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn_scoped(scope, || hash_whole_file(path))
+            .map_err(|e| DataError::io(path, e))?;
+        let (format, _) = parse_fastx_file(path, bytes_read, false, on_record)?;
+        let (sha256, file_len) = hashing.join().map_err(|_| {
+            DataError::io(
+                path,
+                io::Error::other("the thread computing the sha256 failed"),
+            )
+        })??;
+        // The parser may stop short of the end (gzip padding); progress counts the whole file.
+        bytes_read.fetch_max(file_len, Ordering::Relaxed);
+        Ok((format, sha256))
+    })
+}
+
+/// Parses the file; returns its format and, with `hash`, its sha256 (else an empty string).
+fn parse_fastx_file(
+    path: &Path,
+    bytes_read: &AtomicU64,
+    hash: bool,
     mut on_record: impl FnMut(RawRecord<'_>) -> Result<(), DataError>,
 ) -> Result<(InputFormat, String), DataError> {
     let mut file = open_input(path)?;
     let mut hasher = Sha256::new();
     let mut format = InputFormat::Fasta;
     {
-        let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
+        let reader = DigestReader::new(&mut file, hash.then_some(&mut hasher), bytes_read);
         let (compression, mut decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
         let compressed = compression != Compression::None;
         let mut first = [0u8; 1];
@@ -203,6 +257,9 @@ pub(crate) fn read_fastx_file(
                 path: path.to_path_buf(),
             });
         }
+    }
+    if !hash {
+        return Ok((format, String::new()));
     }
     let sha256 = finish_digest(path, &mut file, hasher, bytes_read)?;
     Ok((format, sha256))

@@ -20,7 +20,8 @@ pub use dataset::{Dataset, DatasetError, DatasetOptions};
 pub use error::DataError;
 pub use label::HeaderLabelRule;
 pub use load::{
-    default_class_name, load, load_with_progress, ClassInput, LoadOptions, LoadProgress,
+    default_class_name, load, load_with_progress, load_with_settings, ClassInput, LoadOptions,
+    LoadProgress, ReadSettings,
 };
 pub use manifest::Manifest;
 pub use qc::QcReport;

@@ -78,7 +78,7 @@ pub(crate) fn read_table_file(
     let mut hasher = Sha256::new();
     let mut format = InputFormat::Table;
     {
-        let reader = DigestReader::new(&mut file, &mut hasher, bytes_read);
+        let reader = DigestReader::new(&mut file, Some(&mut hasher), bytes_read);
         let (compression, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
         let compressed = compression != Compression::None;
         let mut buffered = BufReader::with_capacity(1 << 20, decoded);
