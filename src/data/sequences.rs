@@ -65,7 +65,7 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 fn read_fastx_records(path: &Path) -> Result<Vec<SequenceRecord>, DataError> {
     let mut records = Vec::new();
     let mut counts = NormalizationCounts::default();
-    read_fastx_file(path, &AtomicU64::new(0), |raw| {
+    read_fastx_file(path, &AtomicU64::new(0), false, |raw| {
         let mut bases = Vec::with_capacity(raw.raw_seq.len());
         if let Err(bad) = normalize_into(raw.raw_seq, &mut bases, &mut counts) {
             let (lines_before, column) = bad.position_in(raw.raw_seq);
