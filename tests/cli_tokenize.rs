@@ -10,20 +10,7 @@ use serde_json::Value;
 
 const FAMILIES: [&str; 5] = ["dnabert1", "dnabert2", "nt_v1", "nt_v2", "gena_lm"];
 
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("DNATUNE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    if dir.join("fixtures").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: shared fixtures not found at {} (set DNATUNE_SHARED)",
-            dir.display()
-        );
-        None
-    }
-}
+mod common;
 
 /// Runs the binary with `stdin` piped in and a cache that cannot be the user's.
 fn dnatune(args: &[&str], stdin: &str, hf_home: &Path, offline: bool) -> Output {
@@ -73,7 +60,9 @@ fn json_lines(output: &Output) -> Vec<Value> {
 
 #[test]
 fn fixture_cases_through_the_binary() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     for family in FAMILIES {
         let dir = shared.join("fixtures").join(family);
@@ -132,7 +121,9 @@ fn fixture_cases_through_the_binary() {
 
 #[test]
 fn hub_id_from_hf_home_cache_and_offline_error() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let repo = home
         .path()
@@ -182,7 +173,9 @@ fn hub_id_from_hf_home_cache_and_offline_error() {
 
 #[test]
 fn non_utf8_input_names_the_line() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let model = shared.join("fixtures/dnabert1/model");
     let mut command = Command::new(env!("CARGO_BIN_EXE_dnatune"));

@@ -10,20 +10,7 @@ use dnatune::tokenize::Tokenizer;
 
 const REVISION: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("DNATUNE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    if dir.join("fixtures").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: shared fixtures not found at {} (set DNATUNE_SHARED)",
-            dir.display()
-        );
-        None
-    }
-}
+mod common;
 
 /// `hub/models--ORG--NAME/{blobs,snapshots/REV,refs/main}` as huggingface_hub writes it: files in
 /// blobs/ and symlinks to them in the snapshot.
@@ -64,7 +51,9 @@ fn offline(hf_home: &Path) -> HubSettings {
 
 #[test]
 fn a_cached_hub_id_resolves_to_its_snapshot() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let model_id = "zhihan1996/DNABERT-2-117M";
     let snapshot = build_cache(
@@ -114,7 +103,9 @@ fn an_uncached_id_offline_gets_a_clear_error() {
 
 #[test]
 fn an_incomplete_snapshot_is_not_used() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let model_id = "AIRI-Institute/gena-lm-bert-base-t2t";
     let snapshot = build_cache(
@@ -134,7 +125,9 @@ fn an_incomplete_snapshot_is_not_used() {
 
 #[test]
 fn sharded_weights_count_only_when_every_shard_is_there() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let model_id = "zhihan1996/DNA_bert_6";
     let snapshot = build_cache(
@@ -155,7 +148,9 @@ fn sharded_weights_count_only_when_every_shard_is_there() {
 
 #[test]
 fn a_local_folder_is_used_as_is() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let dir = shared.join("fixtures/nt_v1/model");
     let resolved =

@@ -10,20 +10,7 @@ const FAMILIES: [&str; 5] = ["dnabert1", "dnabert2", "nt_v1", "nt_v2", "gena_lm"
 
 /// The shared folder (`DNATUNE_SHARED`, else `../shared` beside the crate); `None` with a printed
 /// reason when it is absent.
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("DNATUNE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    if dir.join("fixtures").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: shared fixtures not found at {} (set DNATUNE_SHARED)",
-            dir.display()
-        );
-        None
-    }
-}
+mod common;
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -47,7 +34,9 @@ fn special_id(cases: &Value, name: &str) -> Option<u32> {
 
 #[test]
 fn every_fixture_case_matches_the_reference() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let mut checked = 0;
     for family in FAMILIES {
         let dir = shared.join("fixtures").join(family);
@@ -119,7 +108,9 @@ fn every_fixture_case_matches_the_reference() {
 
 #[test]
 fn detects_the_kind_from_the_files() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let kind = |family: &str| {
         Tokenizer::from_model_dir(&shared.join("fixtures").join(family).join("model"))
             .expect("tokenizer")
@@ -135,7 +126,9 @@ fn detects_the_kind_from_the_files() {
 /// `tokenizer_config.json` says `do_lower_case: true`; following it would turn every k-mer into [UNK].
 #[test]
 fn dnabert_ignores_do_lower_case() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let dir = shared.join("fixtures/dnabert1");
     let cases = read_json(&dir.join("tokenizer_cases.json"));
     let pitfall = &cases["do_lower_case_pitfall"];
@@ -153,7 +146,9 @@ fn dnabert_ignores_do_lower_case() {
 /// NT's tokenizer_config has `eos_token: null`: no <eos> (whose v1 id has no embedding row).
 #[test]
 fn nt_appends_no_eos() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     for family in ["nt_v1", "nt_v2"] {
         let dir = shared.join("fixtures").join(family);
         let cases = read_json(&dir.join("tokenizer_cases.json"));
@@ -178,7 +173,9 @@ fn nt_appends_no_eos() {
 /// Spans map each token back to the bases it covers; specials have none.
 #[test]
 fn spans_cover_the_tokens_bases() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let seq = "ACGTACGTNNNNNNNNNNNNACGTACGTAAC";
     for family in FAMILIES {
         let tokenizer =
@@ -215,7 +212,9 @@ fn spans_cover_the_tokens_bases() {
 
 #[test]
 fn batches_are_right_padded_with_the_tokenizer_pad_id() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     // DNABERT-2 pads with [PAD] = 3 although its config.json says pad_token_id 0.
     let dir = shared.join("fixtures/dnabert2/model");
     let tokenizer = Tokenizer::from_model_dir(&dir).expect("tokenizer");
@@ -241,7 +240,9 @@ fn batches_are_right_padded_with_the_tokenizer_pad_id() {
 /// by line number in vocab.txt (id = line - 1).
 #[test]
 fn real_dnabert_vocabularies_for_every_k() {
-    let Some(shared) = shared_dir() else { return };
+    let Some(shared) = common::shared_dir_or_skip() else {
+        return;
+    };
     let seq = "aCGTTGCAn";
     for k in 3..=6 {
         let dir = shared.join(format!("data/tokenizers/dnabert1_kmer/k{k}"));

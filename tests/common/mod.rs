@@ -32,3 +32,15 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
     );
     Some(path)
 }
+
+/// [`shared_dir`], printing why the calling test is skipped when it is absent.
+/// Use as `let Some(shared) = common::shared_dir_or_skip() else { return };`.
+pub fn shared_dir_or_skip() -> Option<PathBuf> {
+    let dir = shared_dir();
+    if dir.is_none() {
+        eprintln!(
+            "skipped: the shared data folder is missing (set DNATUNE_SHARED or put it at ../shared)"
+        );
+    }
+    dir
+}
