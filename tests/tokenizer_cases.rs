@@ -1,7 +1,7 @@
 //! Every `tokenizer_cases.json` case of the five fixture families must give exactly the reference
 //! `input_ids` and `attention_mask`; plus the real DNABERT vocabularies for k = 3..6.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnatune::tokenize::{Tokenizer, TokenizerKind};
 use serde_json::Value;
