@@ -8,6 +8,7 @@ pub mod cli;
 pub mod data;
 pub mod model;
 pub mod tokenize;
+pub mod train;
 
 #[cfg(feature = "gui")]
 pub mod gui;

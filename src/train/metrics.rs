@@ -1,0 +1,1 @@
+//! Classification metrics (placeholder, filled in by the metrics work).
