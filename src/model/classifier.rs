@@ -377,6 +377,25 @@ impl SequenceClassifier {
         roots
     }
 
+    /// The base checkpoint's tensors as stored (for exporting a merged model).
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// Every head tensor, trained or frozen, with its current value under its Hugging Face
+    /// name (`classifier.weight`, `bert.pooler.dense.bias`, `classifier.out_proj.weight`, …).
+    pub fn head_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut tensors = Vec::new();
+        for head in self.head.linears() {
+            let linear = &head.linear;
+            tensors.push((format!("{}.weight", linear.name), linear.weight.clone()));
+            if let Some(bias) = &linear.bias {
+                tensors.push((format!("{}.bias", linear.name), bias.clone()));
+            }
+        }
+        tensors
+    }
+
     /// The checkpoint's load report, with the head tensors that had to be initialised.
     pub fn report(&self) -> LoadReport {
         let mut report = self.weights.report();

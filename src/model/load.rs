@@ -227,6 +227,11 @@ impl Weights {
         tensor
     }
 
+    /// The tensor as stored, without recording it as used (for exporting, not building).
+    pub fn peek(&self, name: &str) -> Option<Tensor> {
+        lock(&self.inner.tensors).get(name).cloned()
+    }
+
     /// The tensor converted to `dtype` on `device`, marking it used.
     pub fn get(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
         let tensor = self
