@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand};
 
 mod data_cmd;
 mod embed_cmd;
+mod eval_cmd;
 mod models_cmd;
+mod predict_cmd;
 mod tokenize_cmd;
+mod train_cmd;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +32,12 @@ pub enum Command {
     /// Read, label, window and split sequence data; print a QC report.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Fine-tune a model with LoRA on labelled sequences; writes the adapter and a report.
+    Train(Box<train_cmd::TrainArgs>),
+    /// Predict the class of every record of new FASTA/FASTQ files with a fine-tuned adapter.
+    Predict(predict_cmd::PredictArgs),
+    /// Score a fine-tuned adapter on labelled data: metrics and confusion matrix.
+    Eval(Box<eval_cmd::EvalArgs>),
     /// List the known pretrained DNA models.
     Models(models_cmd::ModelsArgs),
     /// Tokenize sequences (one per line on stdin) with a model's tokenizer; prints JSON lines.
@@ -54,6 +63,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Train(args) => train_cmd::run(*args),
+        Command::Predict(args) => predict_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(*args),
         Command::Models(args) => models_cmd::run(args),
         Command::Tokenize(args) => tokenize_cmd::run(args),
         Command::Embed(args) => embed_cmd::run(args),

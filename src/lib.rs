@@ -7,6 +7,7 @@ pub mod adapter;
 pub mod cli;
 pub mod data;
 pub mod model;
+pub mod predict;
 pub mod tokenize;
 pub mod train;
 

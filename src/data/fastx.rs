@@ -266,12 +266,18 @@ fn parse_fastx_file(
 }
 
 /// The record id (header up to the first whitespace), for messages.
+/// The first word of a header (`> 4214020 x` gives `4214020`: some files put a space after `>`).
 pub(crate) fn record_id(header: &[u8]) -> std::borrow::Cow<'_, str> {
-    let end = header
+    let start = header
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(header.len());
+    let rest = &header[start..];
+    let end = rest
         .iter()
         .position(|b| b.is_ascii_whitespace())
-        .unwrap_or(header.len());
-    String::from_utf8_lossy(&header[..end])
+        .unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end])
 }
 
 /// Errors from opening the stream: empty file, or not FASTA/FASTQ at all.
