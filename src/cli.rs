@@ -38,6 +38,11 @@ pub enum Command {
     Predict(predict_cmd::PredictArgs),
     /// Score a fine-tuned adapter on labelled data: metrics and confusion matrix.
     Eval(Box<eval_cmd::EvalArgs>),
+    /// Open the desktop app with these files already added (what the desktop launcher runs).
+    Open {
+        /// FASTA/FASTQ/CSV files to add.
+        files: Vec<std::path::PathBuf>,
+    },
     /// List the known pretrained DNA models.
     Models(models_cmd::ModelsArgs),
     /// Tokenize sequences (one per line on stdin) with a model's tokenizer; prints JSON lines.
@@ -66,8 +71,22 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train_cmd::run(*args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(*args),
+        Command::Open { files } => open(files),
         Command::Models(args) => models_cmd::run(args),
         Command::Tokenize(args) => tokenize_cmd::run(args),
         Command::Embed(args) => embed_cmd::run(args),
     }
+}
+
+#[cfg(feature = "gui")]
+fn open(files: Vec<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    crate::gui::run(files)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "gui"))]
+fn open(_files: Vec<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this dnatune was built without the desktop app (feature `gui`); use the command line (`dnatune --help`)"
+    )
 }

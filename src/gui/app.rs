@@ -1,21 +1,104 @@
+//! The app: three steps (data, model, train) in one window, file drops anywhere, settings
+//! that persist between launches, and a confirmation before closing during a run.
+
 use std::path::PathBuf;
 
 use eframe::egui;
+use serde::{Deserialize, Serialize};
 
-/// The app's live state.
+use crate::train::TrainConfig;
+
+use super::data_ui::{DataPanel, DataSettings};
+use super::dialogs::{Dialogs, NativeDialogs};
+use super::model_ui::{ModelPanel, ModelSettings};
+use super::train_ui::TrainPanel;
+
+/// The eframe storage key of [`AppSettings`].
+pub const SETTINGS_KEY: &str = "dnatune";
+
+/// What persists between launches: the last project (files, classes, options) and settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppSettings {
+    pub data: DataSettings,
+    pub model: ModelSettings,
+    /// Where runs are written; default: the app's data folder.
+    pub runs_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Data,
+    Model,
+    Train,
+}
+
 pub struct DnatuneApp {
-    files: Vec<PathBuf>,
+    pub step: Step,
+    pub data: DataPanel,
+    pub model: ModelPanel,
+    pub train: TrainPanel,
+    dialogs: Box<dyn Dialogs>,
+    /// The user asked to close during a run: show the question.
+    confirm_close: bool,
+    /// The user confirmed: close once the run has stopped.
+    closing: bool,
 }
 
 impl DnatuneApp {
-    pub fn new(_cc: &eframe::CreationContext<'_>, files: Vec<PathBuf>) -> Self {
-        Self { files }
+    /// The app with the operating system's dialogs and the settings saved last time.
+    pub fn new(cc: &eframe::CreationContext<'_>, files: Vec<PathBuf>) -> Self {
+        let settings = cc
+            .storage
+            .and_then(|storage| eframe::get_value::<AppSettings>(storage, SETTINGS_KEY))
+            .unwrap_or_default();
+        Self::with_parts(&cc.egui_ctx, settings, files, Box::new(NativeDialogs))
     }
-}
 
-impl eframe::App for DnatuneApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let dropped: Vec<PathBuf> = ui.input(|i| {
+    /// The app from explicit parts (tests: scripted dialogs, a temporary runs folder).
+    pub fn with_parts(
+        ctx: &egui::Context,
+        settings: AppSettings,
+        files: Vec<PathBuf>,
+        dialogs: Box<dyn Dialogs>,
+    ) -> Self {
+        let runs_dir = settings.runs_dir.clone().unwrap_or_else(default_runs_dir);
+        let mut app = DnatuneApp {
+            step: Step::Data,
+            data: DataPanel::new(settings.data),
+            model: ModelPanel::new(settings.model),
+            train: TrainPanel::new(runs_dir),
+            dialogs,
+            confirm_close: false,
+            closing: false,
+        };
+        app.data.add_files(files, ctx);
+        app
+    }
+
+    pub fn settings(&self) -> AppSettings {
+        AppSettings {
+            data: self.data.settings.clone(),
+            model: self.model.settings.clone(),
+            runs_dir: Some(self.train.runs_dir.clone()),
+        }
+    }
+
+    /// The run configuration from the data and model steps, or what is still missing.
+    pub fn train_config(&self) -> Result<TrainConfig, String> {
+        let (data, dataset) = self.data.training_data()?;
+        let mut cfg = TrainConfig {
+            data,
+            seed: dataset.seed,
+            dataset,
+            ..TrainConfig::default()
+        };
+        self.model.apply(&mut cfg)?;
+        Ok(cfg)
+    }
+
+    fn handle_drops(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
                 .iter()
@@ -23,13 +106,106 @@ impl eframe::App for DnatuneApp {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
-        self.files.extend(dropped);
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("dnatune");
-            ui.label("Drop FASTA, FASTQ or CSV files onto this window.");
-            for file in &self.files {
-                ui.label(file.display().to_string());
-            }
+        if !dropped.is_empty() {
+            self.data.add_files(dropped, ctx);
+            self.step = Step::Data;
+        }
+    }
+
+    fn drop_highlight_ui(&self, ctx: &egui::Context) {
+        let hovered = ctx.input(|i| i.raw.hovered_files.len());
+        if hovered == 0 {
+            return;
+        }
+        let screen = ctx.content_rect();
+        let painter = ctx.layer_painter(egui::LayerId::new(
+            egui::Order::Foreground,
+            egui::Id::unique("drop_highlight"),
+        ));
+        painter.rect_filled(screen, 0.0, egui::Color32::from_black_alpha(160));
+        painter.text(
+            screen.center(),
+            egui::Align2::CENTER_CENTER,
+            format!(
+                "Drop to add {hovered} file{}",
+                if hovered == 1 { "" } else { "s" }
+            ),
+            egui::FontId::proportional(28.0),
+            egui::Color32::WHITE,
+        );
+    }
+
+    fn close_ui(&mut self, ctx: &egui::Context) {
+        if ctx.input(|i| i.viewport().close_requested()) && self.train.is_running() && !self.closing
+        {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.confirm_close = true;
+        }
+        if self.closing && !self.train.is_running() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        if !self.confirm_close {
+            return;
+        }
+        egui::Modal::new(egui::Id::unique("confirm_close")).show(ctx, |ui| {
+            ui.heading("A training run is in progress");
+            ui.label("Stop it and close dnatune? The best checkpoint so far is kept.");
+            ui.horizontal(|ui| {
+                if ui.button("Stop and close").clicked() {
+                    self.train.stop();
+                    self.closing = true;
+                    self.confirm_close = false;
+                }
+                if ui.button("Keep training").clicked() {
+                    self.confirm_close = false;
+                }
+            });
         });
     }
+}
+
+impl eframe::App for DnatuneApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.handle_drops(&ctx);
+        self.train.poll();
+        egui::Panel::top("steps").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("dnatune");
+                ui.separator();
+                for (step, name) in [
+                    (Step::Data, "1 · Data"),
+                    (Step::Model, "2 · Model"),
+                    (Step::Train, "3 · Train"),
+                ] {
+                    if ui.selectable_label(self.step == step, name).clicked() {
+                        self.step = step;
+                    }
+                }
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| match self.step {
+                Step::Data => self.data.ui(ui, self.dialogs.as_mut()),
+                Step::Model => self.model.ui(ui, self.dialogs.as_mut()),
+                Step::Train => {
+                    let ready = self.train_config();
+                    self.train.ui(ui, ready, self.dialogs.as_mut());
+                }
+            });
+        });
+        self.drop_highlight_ui(&ctx);
+        self.close_ui(&ctx);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings());
+    }
+}
+
+/// `<app data folder>/runs`, or `./dnatune-runs` when the platform has none.
+pub fn default_runs_dir() -> PathBuf {
+    eframe::storage_dir("dnatune")
+        .map(|dir| dir.join("runs"))
+        .unwrap_or_else(|| PathBuf::from("dnatune-runs"))
 }

@@ -1,0 +1,170 @@
+//! The desktop app driven through `egui_kittest` (no display): drop two real FASTA files,
+//! name their classes, choose a fixture model folder, train briefly on the CPU, watch the
+//! plots fill, and export the adapter. Every control is found by its accessible label.
+#![cfg(feature = "gui")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dnatune::gui::data_ui::DataSettings;
+use dnatune::gui::dialogs::ScriptedDialogs;
+use dnatune::gui::model_ui::ModelSettings;
+use dnatune::gui::{AppSettings, DnatuneApp};
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+/// A file dropped onto the window (egui's own type is private to the integrations).
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn harness(settings: AppSettings, dialogs: ScriptedDialogs) -> Harness<'static, DnatuneApp> {
+    Harness::builder()
+        .with_size([1200.0, 900.0])
+        .build_eframe(move |cc| {
+            DnatuneApp::with_parts(&cc.egui_ctx, settings, Vec::new(), Box::new(dialogs))
+        })
+}
+
+/// Steps frames until `done` holds, failing after `limit`.
+fn step_until(
+    harness: &mut Harness<'_, DnatuneApp>,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&DnatuneApp) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        harness.step();
+        // Give the background thread the CPU between frames.
+        std::thread::yield_now();
+    }
+    harness.step();
+}
+
+#[test]
+fn drop_label_train_and_export_through_the_app() {
+    let Some(model) = common::shared_path("fixtures/dnabert1/model") else {
+        return;
+    };
+    let Some(data) = common::shared_path("data/promoters_cnnprom") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let export = tmp.path().join("exported");
+    let dialogs = ScriptedDialogs {
+        folders: [model.clone()].into(),
+        saves: [export.clone()].into(),
+        ..ScriptedDialogs::default()
+    };
+    let settings = AppSettings {
+        data: DataSettings::default(),
+        model: ModelSettings {
+            epochs: 1,
+            learning_rate: 2e-3,
+            ..ModelSettings::default()
+        },
+        runs_dir: Some(tmp.path().join("runs")),
+    };
+    let mut harness = harness(settings, dialogs);
+    harness.run();
+
+    // 1. Drop the two class files anywhere on the window.
+    for name in ["Bacillus_prom.fa.gz", "Bacillus_non_prom.fa.gz"] {
+        harness
+            .input_mut()
+            .dropped_files
+            .push(Arc::new(DroppedPath(data.join(name))));
+    }
+    harness.run();
+    let files = &harness.state().data.settings.files;
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].class, "Bacillus_prom");
+
+    // Rename the first class by typing into its field.
+    let field = harness.get_by_label("Class of Bacillus_prom.fa.gz");
+    field.focus();
+    harness.run();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness
+        .get_by_label("Class of Bacillus_prom.fa.gz")
+        .type_text("promoter");
+    harness.run();
+    assert_eq!(harness.state().data.settings.files[0].class, "promoter");
+
+    // 2. A model folder on disk (the dialog is scripted).
+    harness.get_by_label("2 · Model").click();
+    harness.run();
+    harness.get_by_label("Use a local folder…").click();
+    harness.run();
+    assert!(harness.state().model.model().is_ok());
+
+    // 3. Train on the CPU until the run finishes.
+    harness.get_by_label("3 · Train").click();
+    harness.run();
+    harness.get_by_label("Start training").click();
+    harness.step();
+    step_until(
+        &mut harness,
+        Duration::from_secs(600),
+        "the training run to finish",
+        |app| app.train.summary.is_some() || app.train.error.is_some(),
+    );
+    let app = harness.state();
+    assert_eq!(app.train.error, None);
+    let history = &app.train.history;
+    assert!(
+        history.train_loss.len() > 10,
+        "{} loss points",
+        history.train_loss.len()
+    );
+    assert!(!history.val_mcc.is_empty() && !history.val_f1.is_empty());
+    assert!(history.test.is_some());
+    assert_eq!(history.classes, ["promoter", "Bacillus_non_prom"]);
+
+    // 4. Export the adapter (the save dialog is scripted).
+    harness.get_by_label("Export adapter…").click();
+    harness.run();
+    for file in [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "dnatune.json",
+        "README.md",
+    ] {
+        assert!(export.join(file).is_file(), "{file} was not exported");
+    }
+    harness.get_by_label_contains("Adapter exported to");
+}
+
+#[test]
+fn train_is_disabled_until_data_and_model_are_chosen() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let settings = AppSettings {
+        runs_dir: Some(tmp.path().join("runs")),
+        ..AppSettings::default()
+    };
+    let mut harness = harness(settings, ScriptedDialogs::default());
+    harness.run();
+    harness.get_by_label("3 · Train").click();
+    harness.run();
+    harness.get_by_label_contains("add sequence files first");
+    // Clicking the disabled button starts nothing.
+    harness.get_by_label("Start training").click();
+    harness.run();
+    assert!(!harness.state().train.is_running());
+    assert!(harness.state().train.summary.is_none());
+}
