@@ -263,13 +263,29 @@ impl RunBundle {
         } else {
             "model = AutoModelForSequenceClassification.from_pretrained("
         };
+        // DNABERT's tokenizer_config.json lower-cases by default, which turns every k-mer into
+        // [UNK]; its inputs are upper-case overlapping k-mers separated by spaces.
+        let (tokenizer_extra, to_text) = if self.tokenizer == TokenizerKind::Kmer {
+            let k = self.train_config_kmer();
+            (
+                ", do_lower_case=False".to_string(),
+                format!(
+                    "def to_text(seq):  # overlapping {k}-mers, as DNABERT expects\n    return \" \".join(seq[i:i + {k}] for i in range(len(seq) - {k} + 1))\n\n"
+                ),
+            )
+        } else {
+            (
+                String::new(),
+                "def to_text(seq):\n    return seq\n\n".to_string(),
+            )
+        };
         let _ = writeln!(
             card,
             "```python\nimport torch\nfrom peft import PeftModel\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n\
-             base = \"{base}\"\nid2label = {{{id2label}}}\ntokenizer = AutoTokenizer.from_pretrained(base{trust})\n\
+             base = \"{base}\"\nid2label = {{{id2label}}}\ntokenizer = AutoTokenizer.from_pretrained(base{trust}{tokenizer_extra})\n\
              {load_model}\n    base, num_labels={n}, id2label=id2label,\n    label2id={{v: k for k, v in id2label.items()}}{trust}\n)\n\
              model = PeftModel.from_pretrained(model, \"adapter\")  # this folder's adapter/\nmodel.eval()\n\n\
-             batch = tokenizer([\"ACGTACGT...\"], truncation=True, max_length={max_len}, padding=True, return_tensors=\"pt\")\n\
+             {to_text}batch = tokenizer([to_text(\"ACGTACGT...\")], truncation=True, max_length={max_len}, padding=True, return_tensors=\"pt\")\n\
              with torch.no_grad():\n    probs = model(**batch).logits.softmax(-1)\n```\n",
             base = self.base_model,
             n = self.labels.len(),
@@ -281,6 +297,26 @@ impl RunBundle {
              applies the same windowing and aggregation."
         );
         card
+    }
+
+    /// The k of a k-mer tokenizer (DNABERT 3..6): from the base model's vocabulary file when it
+    /// can be read, else from the Hub id, else 6.
+    fn train_config_kmer(&self) -> usize {
+        let vocab = Path::new(&self.base_model).join("vocab.txt");
+        std::fs::read_to_string(vocab)
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .find(|t| !t.is_empty() && t.bytes().all(|b| b"ACGT".contains(&b)))
+                    .map(str::len)
+            })
+            .or_else(|| {
+                // Hub ids zhihan1996/DNA_bert_3 … _6 end in k.
+                let digit = self.base_model.chars().last()?.to_digit(10)? as usize;
+                (3..=6).contains(&digit).then_some(digit)
+            })
+            .unwrap_or(6)
     }
 
     /// Writes the model card into `dir` atomically.
