@@ -466,3 +466,97 @@ fn an_adapter_on_another_base_model_names_the_tensor() {
         "{stderr}"
     );
 }
+
+#[test]
+fn json_events_print_one_event_per_line() {
+    let Some(inputs) = inputs() else { return };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let output = train_cli(
+        &inputs,
+        &tmp.path().join("run"),
+        &[
+            ("--max-steps", "3"),
+            ("--eval-every", "3"),
+            ("--json-events", ""),
+        ],
+    );
+    ok(&output, "train --json-events");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let tags: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            event["event"].as_str().expect("event tag").to_string()
+        })
+        .collect();
+    assert_eq!(tags.first().map(String::as_str), Some("data_loaded"));
+    assert_eq!(tags.iter().filter(|t| *t == "step").count(), 3);
+    assert_eq!(tags.last().map(String::as_str), Some("finished"));
+}
+
+#[test]
+fn windowed_runs_score_records_by_their_windows() {
+    let Some(inputs) = inputs() else { return };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let run = tmp.path().join("run");
+    // 81 bp records in 40 bp windows, stride 20: starts 0, 20, 40 and one aligned to the end.
+    ok(
+        &train_cli(
+            &inputs,
+            &run,
+            &[
+                ("--window", "40"),
+                ("--stride", "20"),
+                ("--max-steps", "4"),
+                ("--aggregation", "max"),
+            ],
+        ),
+        "windowed training",
+    );
+    let bundle = read_json(&run.join("dnatune.json"));
+    assert_eq!(bundle["window"]["window_bp"], 40);
+    assert_eq!(bundle["aggregation"], "max");
+    let test = &bundle["test"];
+    let windows = test["window"]["n"].as_u64().expect("windows");
+    let records = test["record"]["n"].as_u64().expect("records");
+    // Up to 4 windows per record: windows identical to a training window are removed from test.
+    assert!(
+        windows <= 4 * records && windows > 3 * records,
+        "{windows} windows for {records} records"
+    );
+    let predictions = tmp.path().join("p.csv");
+    ok(
+        &dnatune(&[
+            "predict",
+            "--adapter",
+            p(&run),
+            p(&inputs.promoters),
+            "--out",
+            p(&predictions),
+        ]),
+        "predict",
+    );
+    let rows = read_csv(&predictions);
+    assert_eq!(rows.len(), 373);
+    assert!(rows.iter().all(|r| r["n_windows"] == "4"));
+    let test_rows = read_csv(&run.join("test_predictions.csv"));
+    let by_id: HashMap<&str, &HashMap<String, String>> =
+        rows.iter().map(|r| (r["id"].as_str(), r)).collect();
+    let mut compared = 0;
+    // Records that kept all their windows in the test split get the same probabilities.
+    for test_row in test_rows
+        .iter()
+        .filter(|r| r["true_label"] == "promoter" && r["n_windows"] == "4")
+    {
+        if rows.iter().filter(|r| r["id"] == test_row["id"]).count() != 1 {
+            continue;
+        }
+        let row = by_id[test_row["id"].as_str()];
+        let a: f64 = row["prob_promoter"].parse().expect("probability");
+        let b: f64 = test_row["prob_promoter"].parse().expect("probability");
+        assert!((a - b).abs() <= 2e-6, "{}: {a} vs {b}", row["id"]);
+        compared += 1;
+    }
+    assert!(compared > 10, "only {compared} records compared");
+}
