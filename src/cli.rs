@@ -42,6 +42,9 @@ pub enum Command {
     Open {
         /// FASTA/FASTQ/CSV files to add.
         files: Vec<std::path::PathBuf>,
+        /// Preselect this model (a folder in Hub layout or a Hub id).
+        #[arg(long, value_name = "DIR_OR_ID")]
+        model: Option<String>,
     },
     /// List the known pretrained DNA models.
     Models(models_cmd::ModelsArgs),
@@ -71,7 +74,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train_cmd::run(*args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(*args),
-        Command::Open { files } => open(files),
+        Command::Open { files, model } => open(files, model),
         Command::Models(args) => models_cmd::run(args),
         Command::Tokenize(args) => tokenize_cmd::run(args),
         Command::Embed(args) => embed_cmd::run(args),
@@ -79,13 +82,13 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(feature = "gui")]
-fn open(files: Vec<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
-    crate::gui::run(files)?;
+fn open(files: Vec<std::path::PathBuf>, model: Option<String>) -> anyhow::Result<ExitCode> {
+    crate::gui::run(files, model)?;
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(not(feature = "gui"))]
-fn open(_files: Vec<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+fn open(_files: Vec<std::path::PathBuf>, _model: Option<String>) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
         "this dnatune was built without the desktop app (feature `gui`); use the command line (`dnatune --help`)"
     )

@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(feature = "gui")]
 fn open_app() -> std::process::ExitCode {
-    match dnatune::gui::run(Vec::new()) {
+    match dnatune::gui::run(Vec::new(), None) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: could not open the dnatune window: {err:#}");

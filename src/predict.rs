@@ -290,3 +290,28 @@ fn locate(dir: &Path) -> (PathBuf, Option<PathBuf>) {
         .filter(|path| path.is_file() && dir.file_name().is_some_and(|name| name == "adapter"));
     (dir.to_path_buf(), beside)
 }
+
+/// The CSV `dnatune predict` writes: `id, prob_<label>… (class-id order), predicted_label,
+/// n_windows`, one row per record in input order.
+pub fn predictions_csv(labels: &[String], rows: &[RecordPrediction]) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["id".to_string()];
+    header.extend(labels.iter().map(|label| format!("prob_{label}")));
+    header.push("predicted_label".to_string());
+    header.push("n_windows".to_string());
+    // Writing into a Vec cannot fail.
+    let _ = writer.write_record(&header);
+    for row in rows {
+        let mut fields = vec![row.id.clone()];
+        fields.extend(row.probs.iter().map(|p| format!("{p:.6}")));
+        fields.push(
+            labels
+                .get(row.predicted as usize)
+                .cloned()
+                .unwrap_or_else(|| row.predicted.to_string()),
+        );
+        fields.push(row.n_windows.to_string());
+        let _ = writer.write_record(&fields);
+    }
+    writer.into_inner().unwrap_or_default()
+}

@@ -66,9 +66,11 @@ fn drop_label_train_and_export_through_the_app() {
     };
     let tmp = tempfile::tempdir().expect("temp dir");
     let export = tmp.path().join("exported");
+    let predictions = tmp.path().join("predictions.csv");
     let dialogs = ScriptedDialogs {
         folders: [model.clone()].into(),
-        saves: [export.clone()].into(),
+        saves: [export.clone(), predictions.clone()].into(),
+        files: [vec![data.join("Bacillus_prom.fa.gz")]].into(),
         ..ScriptedDialogs::default()
     };
     let settings = AppSettings {
@@ -148,6 +150,32 @@ fn drop_label_train_and_export_through_the_app() {
         assert!(export.join(file).is_file(), "{file} was not exported");
     }
     harness.get_by_label_contains("Adapter exported to");
+
+    // 5. Results: metrics, confusion matrix, and prediction on a FASTA file.
+    harness.get_by_label("4 · Results").click();
+    harness.run();
+    harness.get_by_label("Metrics of the best checkpoint");
+    harness.get_by_label("Confusion matrix (test records)");
+    harness.get_by_label_contains("ROC curve");
+    harness.get_by_label("Predict on FASTA…").click();
+    harness.step();
+    step_until(
+        &mut harness,
+        Duration::from_secs(300),
+        "the prediction",
+        |app| app.results.predictions.is_some() || app.results.predict_error.is_some(),
+    );
+    assert_eq!(harness.state().results.predict_error, None);
+    harness.get_by_label("373 records predicted");
+    harness.get_by_label("Save CSV…").click();
+    harness.run();
+    let csv = std::fs::read_to_string(&predictions).expect("predictions CSV");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,prob_promoter,prob_Bacillus_non_prom,predicted_label,n_windows")
+    );
+    assert_eq!(lines.count(), 373);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::data::manifest::write_atomically;
 use crate::data::read_sequences;
-use crate::predict::Predictor;
+use crate::predict::{predictions_csv, Predictor};
 use crate::train::{resolve_device, DeviceChoice};
 
 #[derive(Debug, clap::Args)]
@@ -53,22 +53,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
             predictor.predict(records.iter().map(|r| (r.id.as_str(), r.bases.as_slice())))?;
         rows.extend(predictions);
     }
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["id".to_string()];
-    header.extend(predictor.labels.iter().map(|label| format!("prob_{label}")));
-    header.push("predicted_label".to_string());
-    header.push("n_windows".to_string());
-    writer.write_record(&header)?;
-    for row in &rows {
-        let mut fields = vec![row.id.clone()];
-        fields.extend(row.probs.iter().map(|p| format!("{p:.6}")));
-        fields.push(predictor.labels[row.predicted as usize].clone());
-        fields.push(row.n_windows.to_string());
-        writer.write_record(&fields)?;
-    }
-    let bytes = writer
-        .into_inner()
-        .context("cannot format the predictions")?;
+    let bytes = predictions_csv(&predictor.labels, &rows);
     write_atomically(&args.out, &bytes)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!(

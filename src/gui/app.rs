@@ -10,7 +10,8 @@ use crate::train::TrainConfig;
 
 use super::data_ui::{DataPanel, DataSettings};
 use super::dialogs::{Dialogs, NativeDialogs};
-use super::model_ui::{ModelPanel, ModelSettings};
+use super::model_ui::{ModelPanel, ModelSettings, ModelSource};
+use super::results_ui::ResultsPanel;
 use super::train_ui::TrainPanel;
 
 /// The eframe storage key of [`AppSettings`].
@@ -31,6 +32,7 @@ pub enum Step {
     Data,
     Model,
     Train,
+    Results,
 }
 
 pub struct DnatuneApp {
@@ -38,6 +40,7 @@ pub struct DnatuneApp {
     pub data: DataPanel,
     pub model: ModelPanel,
     pub train: TrainPanel,
+    pub results: ResultsPanel,
     dialogs: Box<dyn Dialogs>,
     /// The user asked to close during a run: show the question.
     confirm_close: bool,
@@ -68,12 +71,23 @@ impl DnatuneApp {
             data: DataPanel::new(settings.data),
             model: ModelPanel::new(settings.model),
             train: TrainPanel::new(runs_dir),
+            results: ResultsPanel::default(),
             dialogs,
             confirm_close: false,
             closing: false,
         };
         app.data.add_files(files, ctx);
         app
+    }
+
+    /// Selects a model folder (an existing folder) or Hub id.
+    pub fn select_model(&mut self, model: &str) {
+        let path = PathBuf::from(model);
+        self.model.settings.source = Some(if path.is_dir() {
+            ModelSource::Local(path)
+        } else {
+            ModelSource::Catalog(model.to_string())
+        });
     }
 
     pub fn settings(&self) -> AppSettings {
@@ -106,7 +120,13 @@ impl DnatuneApp {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
-        if !dropped.is_empty() {
+        if dropped.is_empty() {
+            return;
+        }
+        // On the results screen, dropped files are sequences to predict.
+        if self.step == Step::Results && self.results.run_dir.is_some() {
+            self.results.predict_files(dropped, ctx);
+        } else {
             self.data.add_files(dropped, ctx);
             self.step = Step::Data;
         }
@@ -168,7 +188,14 @@ impl eframe::App for DnatuneApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.handle_drops(&ctx);
+        let had_summary = self.train.summary.is_some();
         self.train.poll();
+        if let (false, Some(summary)) = (had_summary, &self.train.summary) {
+            // A run just ended: its results are one click away.
+            let out_dir = summary.out_dir.clone();
+            self.results.load(&out_dir);
+        }
+        self.results.poll();
         egui::Panel::top("steps").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("dnatune");
@@ -177,6 +204,7 @@ impl eframe::App for DnatuneApp {
                     (Step::Data, "1 · Data"),
                     (Step::Model, "2 · Model"),
                     (Step::Train, "3 · Train"),
+                    (Step::Results, "4 · Results"),
                 ] {
                     if ui.selectable_label(self.step == step, name).clicked() {
                         self.step = step;
@@ -192,6 +220,7 @@ impl eframe::App for DnatuneApp {
                     let ready = self.train_config();
                     self.train.ui(ui, ready, self.dialogs.as_mut());
                 }
+                Step::Results => self.results.ui(ui, self.dialogs.as_mut()),
             });
         });
         self.drop_highlight_ui(&ctx);

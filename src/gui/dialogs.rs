@@ -2,7 +2,7 @@
 //! with [`ScriptedDialogs`].
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub trait Dialogs {
     /// Sequence files to add (empty when cancelled).
@@ -11,6 +11,12 @@ pub trait Dialogs {
     fn pick_folder(&mut self, title: &str) -> Option<PathBuf>;
     /// Where to write a new folder such as an exported adapter (`None` when cancelled).
     fn save_folder(&mut self, title: &str, default_name: &str) -> Option<PathBuf>;
+    /// Where to write a file such as a predictions CSV (`None` when cancelled).
+    fn save_file(&mut self, title: &str, default_name: &str) -> Option<PathBuf> {
+        self.save_folder(title, default_name)
+    }
+    /// Shows a folder in the system's file manager.
+    fn open_path(&mut self, path: &Path) -> Result<(), String>;
 }
 
 /// The operating system's dialogs (rfd).
@@ -42,6 +48,21 @@ impl Dialogs for NativeDialogs {
             .set_file_name(default_name)
             .save_file()
     }
+
+    fn open_path(&mut self, path: &Path) -> Result<(), String> {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else if cfg!(target_os = "windows") {
+            "explorer"
+        } else {
+            "xdg-open"
+        };
+        std::process::Command::new(opener)
+            .arg(path)
+            .spawn()
+            .map(|_| ())
+            .map_err(|e| format!("could not open {} with {opener}: {e}", path.display()))
+    }
 }
 
 /// Answers given in advance, for tests; an empty queue answers "cancelled".
@@ -50,6 +71,8 @@ pub struct ScriptedDialogs {
     pub files: VecDeque<Vec<PathBuf>>,
     pub folders: VecDeque<PathBuf>,
     pub saves: VecDeque<PathBuf>,
+    /// Paths the app asked to show in the file manager.
+    pub opened: Vec<PathBuf>,
 }
 
 impl Dialogs for ScriptedDialogs {
@@ -63,5 +86,10 @@ impl Dialogs for ScriptedDialogs {
 
     fn save_folder(&mut self, _title: &str, _default_name: &str) -> Option<PathBuf> {
         self.saves.pop_front()
+    }
+
+    fn open_path(&mut self, path: &Path) -> Result<(), String> {
+        self.opened.push(path.to_path_buf());
+        Ok(())
     }
 }

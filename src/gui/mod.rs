@@ -5,6 +5,7 @@ pub mod data_ui;
 pub mod dialogs;
 pub mod history;
 pub mod model_ui;
+pub mod results_ui;
 pub mod run;
 pub mod train_ui;
 
@@ -14,10 +15,12 @@ use std::path::PathBuf;
 
 use eframe::egui;
 
-/// Opens the dnatune window with `files` already added; returns when the window closes.
-/// Tries the wgpu renderer first and, when it cannot start (no usable GPU adapter), glow.
-pub fn run(files: Vec<PathBuf>) -> anyhow::Result<()> {
+/// Opens the dnatune window with `files` already added (and `model`, a folder or Hub id,
+/// selected); returns when the window closes. Tries the wgpu renderer first and, when it
+/// cannot start (no usable GPU adapter), glow.
+pub fn run(files: Vec<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
     let start = |renderer: eframe::Renderer, files: Vec<PathBuf>| {
+        let model = model.clone();
         let options = eframe::NativeOptions {
             viewport: egui::ViewportBuilder::default()
                 .with_title("dnatune")
@@ -30,7 +33,13 @@ pub fn run(files: Vec<PathBuf>) -> anyhow::Result<()> {
         eframe::run_native(
             "dnatune",
             options,
-            Box::new(move |cc| Ok(Box::new(DnatuneApp::new(cc, files)))),
+            Box::new(move |cc| {
+                let mut app = DnatuneApp::new(cc, files);
+                if let Some(model) = model {
+                    app.select_model(&model);
+                }
+                Ok(Box::new(app))
+            }),
         )
     };
     match start(eframe::Renderer::Wgpu, files.clone()) {

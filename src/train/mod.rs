@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 pub use config::{ClassWeights, DeviceChoice, LoraSettings, Schedule, TrainConfig};
 pub use events::{Event, SplitCounts, StopReason};
 pub use metrics::{Aggregation, MetricName, Metrics};
-pub use trainer::{resolve_device, train};
+pub use trainer::{
+    resolve_device, train, ADAPTER_DIR, HISTORY_FILE, MANIFEST_FILE, MERGED_DIR,
+    TEST_PREDICTIONS_FILE,
+};
 
 use crate::adapter::bundle::{BundleError, SplitMetrics};
 use crate::adapter::export::ExportError;
