@@ -374,9 +374,9 @@ impl ResultsPanel {
                 let arrow = match self.sort {
                     Some((by, ascending)) if by == key => {
                         if ascending {
-                            " ⏶"
+                            " ^"
                         } else {
-                            " ⏷"
+                            " v"
                         }
                     }
                     _ => "",
