@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
+use crate::model::catalog;
 use crate::train::TrainConfig;
 
 use super::data_ui::{DataPanel, DataSettings};
 use super::dialogs::{Dialogs, NativeDialogs};
-use super::model_ui::{ModelPanel, ModelSettings};
+use super::model_ui::{ModelPanel, ModelSettings, ModelSource};
 use super::train_ui::TrainPanel;
 
 /// The eframe storage key of [`AppSettings`].
@@ -169,6 +170,14 @@ impl eframe::App for DnatuneApp {
         let ctx = ui.ctx().clone();
         self.handle_drops(&ctx);
         self.train.poll();
+        self.data.poll();
+        // The window length the data step suggests follows the model's context.
+        if let Some(ModelSource::Catalog(id)) = &self.model.settings.source {
+            if let Some(entry) = catalog::find(id) {
+                self.data
+                    .set_model_context(entry.max_tokens, Some(entry.context_bp));
+            }
+        }
         egui::Panel::top("steps").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("dnatune");
