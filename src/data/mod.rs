@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod manifest;
 pub mod qc;
 pub mod split;
+pub mod summary;
 pub mod window;
 
 pub use dataset::{Dataset, DatasetError, DatasetOptions};

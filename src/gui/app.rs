@@ -196,6 +196,12 @@ impl eframe::App for DnatuneApp {
             self.results.load(&out_dir);
         }
         self.results.poll();
+        self.data.poll();
+        // The window length the data step suggests follows the model's context (a catalog
+        // entry, or a local folder once it has been read).
+        if let Some((max_tokens, context_bp)) = self.model.context() {
+            self.data.set_model_context(max_tokens, context_bp);
+        }
         egui::Panel::top("steps").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("dnatune");

@@ -1,0 +1,321 @@
+//! The data step driven through `egui_kittest` (no display): files are read in the
+//! background and their rows show what was found or what is wrong; labels from headers get
+//! a live preview; tables bring their own labels; the quality check shows per-split counts.
+//! Every control is found by its accessible label.
+#![cfg(feature = "gui")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dnatune::data::{load, Dataset, Split};
+use dnatune::gui::dialogs::ScriptedDialogs;
+use dnatune::gui::{AppSettings, DnatuneApp};
+use eframe::egui;
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+
+/// A file dropped onto the window (egui's own type is private to the integrations).
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn harness(runs: &Path) -> Harness<'static, DnatuneApp> {
+    let settings = AppSettings {
+        runs_dir: Some(runs.to_path_buf()),
+        ..AppSettings::default()
+    };
+    Harness::builder()
+        .with_size([1200.0, 1400.0])
+        .build_eframe(move |cc| {
+            DnatuneApp::with_parts(
+                &cc.egui_ctx,
+                settings,
+                Vec::new(),
+                Box::new(ScriptedDialogs::default()),
+            )
+        })
+}
+
+fn drop_files(harness: &mut Harness<'_, DnatuneApp>, paths: &[PathBuf]) {
+    for path in paths {
+        harness
+            .input_mut()
+            .dropped_files
+            .push(Arc::new(DroppedPath(path.clone())));
+    }
+    harness.run();
+}
+
+/// Steps frames until `done` holds, failing after a generous limit; then lets the UI settle
+/// (which also checks that every input widget has an accessible name).
+fn step_until(
+    harness: &mut Harness<'_, DnatuneApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, DnatuneApp>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        harness.step();
+        // Give the background thread the CPU between frames.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.run();
+}
+
+/// The text a label shows (egui puts it in the node's label or its value).
+fn text_of(node: &egui_kittest::Node<'_>) -> String {
+    let node = node.accesskit_node();
+    node.label().or_else(|| node.value()).unwrap_or_default()
+}
+
+fn write_fasta(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path
+}
+
+#[test]
+fn a_dropped_file_shows_its_record_count_and_a_corrupt_one_its_error() {
+    let Some(data) = common::shared_path("data/promoters_cnnprom") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let corrupt = write_fasta(
+        tmp.path(),
+        "corrupt.fa",
+        ">good\nACGTACGTAC\n>bad one\nACGTAC\nACJTAC\n",
+    );
+    let mut harness = harness(&tmp.path().join("runs"));
+    harness.run();
+    drop_files(
+        &mut harness,
+        &[data.join("Bacillus_prom.fa.gz"), corrupt.clone()],
+    );
+
+    step_until(&mut harness, "the record count", |h| {
+        h.query_by_label_contains("373 records").is_some()
+    });
+    step_until(&mut harness, "the inline error", |h| {
+        h.query_all_by_label_contains("is not a nucleotide code")
+            .next()
+            .is_some()
+    });
+    // The row's error names the file, the record and the place, as the core reports it
+    // (the quality check repeats it as the reason it cannot run yet).
+    let errors: Vec<String> = harness
+        .query_all_by_label_contains("is not a nucleotide code")
+        .map(|node| text_of(&node))
+        .collect();
+    let row_error = errors
+        .iter()
+        .find(|text| text.starts_with(&corrupt.display().to_string()))
+        .unwrap_or_else(|| panic!("no row error among {errors:?}"));
+    assert!(
+        row_error.contains("record 'bad'")
+            && row_error.contains("line 5, column 3")
+            && row_error.contains("'J'"),
+        "{row_error}"
+    );
+    // Training refuses the data until the file is fixed or removed.
+    let reason = harness.state().train_config().unwrap_err();
+    assert!(reason.contains("corrupt.fa"), "{reason}");
+
+    harness.get_by_label("Remove corrupt.fa").click();
+    harness.run();
+    assert!(harness
+        .query_by_label_contains("is not a nucleotide code")
+        .is_none());
+    assert_eq!(harness.state().data.settings.files.len(), 1);
+}
+
+#[test]
+fn labels_from_headers_get_a_live_preview() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = write_fasta(
+        tmp.path(),
+        "labelled.fa",
+        ">s1 label=phage\nACGTACGTAA\n>s2 label=phage\nACGTACGTCC\n>s3 label=bacteria\nACGTACGTGG\n\
+         >s4 no label here\nACGTACGTTT\n>s5 label=phage\nACGTACGGGG\n",
+    );
+    let mut harness = harness(&tmp.path().join("runs"));
+    harness.run();
+    drop_files(&mut harness, &[file]);
+    step_until(&mut harness, "the file to be read", |h| {
+        h.query_by_label_contains("5 records").is_some()
+    });
+
+    harness.get_by_label("Found in each header").click();
+    harness.run();
+    // No class per file any more.
+    assert!(harness.query_by_label("Class of labelled.fa").is_none());
+    harness.get_by_label("Label pattern:").focus();
+    harness.run();
+    harness
+        .get_by_label("Label pattern:")
+        .type_text(r"label=(\w+)");
+    harness.run();
+    harness.get_by_label("Labels found: phage: 3, bacteria: 1");
+    let missing = harness.get_by_label_contains("Headers without a label: 1.");
+    let text = text_of(&missing);
+    assert!(text.contains("'s4 no label here'"), "{text}");
+    // Training is refused while a header has no label, and names it.
+    let reason = harness.state().train_config().unwrap_err();
+    assert!(reason.contains("s4 no label here"), "{reason}");
+
+    // A pattern that matches every header: the data is ready, labelled by the headers.
+    let data = &mut harness.state_mut().data;
+    data.settings.header_rule = r"(?:label=|s4 )(\w+)".into();
+    harness.run();
+    harness.get_by_label("Labels found: phage: 3, bacteria: 1, no: 1");
+    assert!(harness.query_by_label_contains("without a label").is_none());
+    let (options, _) = harness
+        .state()
+        .data
+        .training_data()
+        .expect("ready to train");
+    assert_eq!(options.header_labelled.len(), 1);
+    assert!(options.class_inputs.is_empty());
+
+    // An invalid pattern is explained where it is typed.
+    harness.state_mut().data.settings.header_rule = "(a)(b)".into();
+    harness.run();
+    assert!(harness
+        .query_all_by_label_contains("has 2 capture groups")
+        .next()
+        .is_some());
+}
+
+#[test]
+fn a_table_brings_its_own_labels() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let table = tmp.path().join("promoters.csv");
+    let mut text = String::from("sequence,label\n");
+    for i in 0..30 {
+        let base = ["ACGTTGCAAC", "GGGCCCGGGC"][i % 2];
+        text.push_str(&format!("{base}{},{}\n", "ACGT".repeat(i + 1), i % 2));
+    }
+    std::fs::write(&table, text).expect("write a table");
+    let mut harness = harness(&tmp.path().join("runs"));
+    harness.run();
+    drop_files(&mut harness, &[table]);
+    step_until(&mut harness, "the table to be read", |h| {
+        h.query_by_label_contains("30 records").is_some()
+    });
+    harness.get_by_label("Table labels: 0 (15), 1 (15)");
+    assert!(harness.query_by_label("Class of promoters.csv").is_none());
+    let (options, _) = harness
+        .state()
+        .data
+        .training_data()
+        .expect("one table with two labels is enough");
+    assert_eq!(options.tables.len(), 1);
+    assert!(options.class_inputs.is_empty());
+}
+
+#[test]
+fn the_window_follows_the_model_context_until_the_user_sets_it() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let long = write_fasta(
+        tmp.path(),
+        "contig.fa",
+        &format!(">contig\n{}\n", "ACGTTGCA".repeat(250)),
+    );
+    let mut harness = harness(&tmp.path().join("runs"));
+    harness.run();
+    harness.state_mut().data.set_model_context(512, Some(515));
+    drop_files(&mut harness, &[long]);
+    step_until(&mut harness, "the file to be read", |h| {
+        h.query_by_label_contains("1 record, 2,000 bp").is_some()
+    });
+    // A 2 kb record is longer than the model reads: windows of its context.
+    let window = &harness.state().data.settings.dataset.window;
+    assert_eq!(window.window_bp, Some(515));
+    harness.get_by_label_contains("Suggested for this model: windows of 515 bp");
+
+    // The user's choice wins over later suggestions.
+    harness.get_by_label("Whole records").click();
+    harness.run();
+    harness.state_mut().data.set_model_context(1000, Some(5994));
+    harness.run();
+    assert_eq!(harness.state().data.settings.dataset.window.window_bp, None);
+    harness.get_by_label("Use suggestion").click();
+    harness.run();
+    // 2 kb fits 5994 bp: whole records.
+    assert_eq!(harness.state().data.settings.dataset.window.window_bp, None);
+    assert!(!harness.state().data.settings.window_chosen);
+}
+
+#[test]
+fn the_quality_check_shows_counts_per_split() {
+    let Some(data) = common::shared_path("data/promoters_cnnprom") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(&tmp.path().join("runs"));
+    harness.run();
+    drop_files(
+        &mut harness,
+        &[
+            data.join("Bacillus_prom.fa.gz"),
+            data.join("Bacillus_non_prom.fa.gz"),
+        ],
+    );
+    step_until(&mut harness, "both files to be read", |h| {
+        h.query_by_label_contains("373 records").is_some()
+            && h.query_by_label_contains("1,000 records").is_some()
+    });
+    harness.get_by_label("Check data").click();
+    step_until(&mut harness, "the quality check", |h| {
+        h.state().data.qc_result().is_some()
+    });
+
+    // The same counts as the core gives for the same options.
+    let (load_options, dataset_options) = harness.state().data.training_data().expect("ready");
+    let expected = Dataset::build(load(&load_options).expect("load"), &dataset_options)
+        .expect("split")
+        .report;
+    assert_eq!(
+        harness.state().data.qc_result().map(|r| &r.report),
+        Some(&expected)
+    );
+    for row in &expected.splits {
+        assert!(row.windows > 0, "{row:?}");
+        harness.get_by_label(&format!(
+            "{} in {}: {} windows from {} records",
+            row.class, row.split, row.windows, row.records
+        ));
+    }
+    let train: u64 = expected
+        .splits
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .map(|r| r.windows)
+        .sum();
+    assert!(train > 500, "{train} train windows");
+    // The composition-shortcut warning is shown whenever the core raises it.
+    let warning = harness.query_by_label_contains("Warning: GC content alone");
+    assert_eq!(warning.is_some(), expected.composition.warning.is_some());
+    harness.get_by_label("Windows per class and split");
+    harness.get_by_label("GC content of windows");
+
+    // Changing an option marks the check as out of date.
+    harness.state_mut().data.settings.dataset.seed = 7;
+    harness.run();
+    harness.get_by_label_contains("changed since this check");
+}
