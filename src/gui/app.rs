@@ -1,5 +1,6 @@
-//! The app: three steps (data, model, train) in one window, file drops anywhere, settings
-//! that persist between launches, and a confirmation before closing during a run.
+//! The app: three steps (data, model, train) and the previous runs in one window, file drops
+//! anywhere, settings that persist between launches, and a confirmation before closing during
+//! a run.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use crate::train::TrainConfig;
 use super::data_ui::{DataPanel, DataSettings};
 use super::dialogs::{Dialogs, NativeDialogs};
 use super::model_ui::{ModelPanel, ModelSettings};
+use super::runs_ui::{RunsCommand, RunsPanel};
 use super::train_ui::TrainPanel;
 
 /// The eframe storage key of [`AppSettings`].
@@ -31,6 +33,8 @@ pub enum Step {
     Data,
     Model,
     Train,
+    /// Previous runs: reopen, rename, delete, compare.
+    Runs,
 }
 
 pub struct DnatuneApp {
@@ -38,6 +42,7 @@ pub struct DnatuneApp {
     pub data: DataPanel,
     pub model: ModelPanel,
     pub train: TrainPanel,
+    pub runs: RunsPanel,
     dialogs: Box<dyn Dialogs>,
     /// The user asked to close during a run: show the question.
     confirm_close: bool,
@@ -68,6 +73,7 @@ impl DnatuneApp {
             data: DataPanel::new(settings.data),
             model: ModelPanel::new(settings.model),
             train: TrainPanel::new(runs_dir),
+            runs: RunsPanel::new(),
             dialogs,
             confirm_close: false,
             closing: false,
@@ -168,7 +174,12 @@ impl eframe::App for DnatuneApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.handle_drops(&ctx);
+        // A run's end (results or an error, taken in by `poll`) adds a folder to the runs list.
+        let outcome_before = self.train.summary.is_some() || self.train.error.is_some();
         self.train.poll();
+        if !outcome_before && (self.train.summary.is_some() || self.train.error.is_some()) {
+            self.runs.mark_stale();
+        }
         egui::Panel::top("steps").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("dnatune");
@@ -177,8 +188,12 @@ impl eframe::App for DnatuneApp {
                     (Step::Data, "1 · Data"),
                     (Step::Model, "2 · Model"),
                     (Step::Train, "3 · Train"),
+                    (Step::Runs, "Runs"),
                 ] {
                     if ui.selectable_label(self.step == step, name).clicked() {
+                        if step == Step::Runs && self.step != Step::Runs {
+                            self.runs.mark_stale();
+                        }
                         self.step = step;
                     }
                 }
@@ -191,6 +206,15 @@ impl eframe::App for DnatuneApp {
                 Step::Train => {
                     let ready = self.train_config();
                     self.train.ui(ui, ready, self.dialogs.as_mut());
+                }
+                Step::Runs => {
+                    let training = self.train.is_running();
+                    if let Some(RunsCommand::Open { history, summary }) =
+                        self.runs.ui(ui, &self.train.runs_dir, training)
+                    {
+                        self.train.show_run(*history, *summary);
+                        self.step = Step::Train;
+                    }
                 }
             });
         });

@@ -6,6 +6,7 @@ pub mod dialogs;
 pub mod history;
 pub mod model_ui;
 pub mod run;
+pub mod runs_ui;
 pub mod train_ui;
 
 pub use app::{AppSettings, DnatuneApp, Step};
