@@ -77,6 +77,10 @@ pub struct RunBundle {
     pub versions: Versions,
     /// The full run configuration.
     pub train_config: TrainConfig,
+    /// When this file was written, in seconds since 1970-01-01 UTC (for a finished run: its
+    /// end). Absent in bundles from before it was recorded.
+    #[serde(default)]
+    pub created_unix: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
-//! The app: three steps (data, model, train) in one window, file drops anywhere, settings
-//! that persist between launches, and a confirmation before closing during a run.
+//! The app: three steps (data, model, train) and the previous runs in one window, file drops
+//! anywhere, settings that persist between launches, and a confirmation before closing during
+//! a run.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ use super::data_ui::{DataPanel, DataSettings};
 use super::dialogs::{Dialogs, NativeDialogs};
 use super::model_ui::{ModelPanel, ModelSettings, ModelSource};
 use super::results_ui::ResultsPanel;
+use super::runs_ui::{RunsCommand, RunsPanel};
 use super::train_ui::TrainPanel;
 
 /// The eframe storage key of [`AppSettings`].
@@ -33,6 +35,8 @@ pub enum Step {
     Model,
     Train,
     Results,
+    /// Previous runs: reopen, rename, delete, compare.
+    Runs,
 }
 
 pub struct DnatuneApp {
@@ -41,6 +45,7 @@ pub struct DnatuneApp {
     pub model: ModelPanel,
     pub train: TrainPanel,
     pub results: ResultsPanel,
+    pub runs: RunsPanel,
     dialogs: Box<dyn Dialogs>,
     /// The user asked to close during a run: show the question.
     confirm_close: bool,
@@ -72,6 +77,7 @@ impl DnatuneApp {
             model: ModelPanel::new(settings.model),
             train: TrainPanel::new(runs_dir),
             results: ResultsPanel::default(),
+            runs: RunsPanel::new(),
             dialogs,
             confirm_close: false,
             closing: false,
@@ -188,12 +194,16 @@ impl eframe::App for DnatuneApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.handle_drops(&ctx);
-        let had_summary = self.train.summary.is_some();
+        // A run's end (results or an error, taken in by `poll`) adds a folder to the runs list
+        // and, when it produced results, shows them on the results screen.
+        let outcome_before = self.train.summary.is_some() || self.train.error.is_some();
         self.train.poll();
-        if let (false, Some(summary)) = (had_summary, &self.train.summary) {
-            // A run just ended: its results are one click away.
-            let out_dir = summary.out_dir.clone();
-            self.results.load(&out_dir);
+        if !outcome_before && (self.train.summary.is_some() || self.train.error.is_some()) {
+            self.runs.mark_stale();
+            if let Some(summary) = &self.train.summary {
+                let out_dir = summary.out_dir.clone();
+                self.results.load(&out_dir);
+            }
         }
         self.results.poll();
         self.data.poll();
@@ -211,8 +221,12 @@ impl eframe::App for DnatuneApp {
                     (Step::Model, "2 · Model"),
                     (Step::Train, "3 · Train"),
                     (Step::Results, "4 · Results"),
+                    (Step::Runs, "Runs"),
                 ] {
                     if ui.selectable_label(self.step == step, name).clicked() {
+                        if step == Step::Runs && self.step != Step::Runs {
+                            self.runs.mark_stale();
+                        }
                         self.step = step;
                     }
                 }
@@ -227,6 +241,17 @@ impl eframe::App for DnatuneApp {
                     self.train.ui(ui, ready, self.dialogs.as_mut());
                 }
                 Step::Results => self.results.ui(ui, self.dialogs.as_mut()),
+                Step::Runs => {
+                    let training = self.train.is_running();
+                    if let Some(RunsCommand::Open { history, summary }) =
+                        self.runs.ui(ui, &self.train.runs_dir, training)
+                    {
+                        let out_dir = summary.out_dir.clone();
+                        self.train.show_run(*history, *summary);
+                        self.results.load(&out_dir);
+                        self.step = Step::Train;
+                    }
+                }
             });
         });
         self.drop_highlight_ui(&ctx);

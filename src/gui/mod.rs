@@ -8,6 +8,7 @@ pub mod model_ui;
 pub mod qc_ui;
 pub mod results_ui;
 pub mod run;
+pub mod runs_ui;
 pub mod train_ui;
 
 pub use app::{AppSettings, DnatuneApp, Step};

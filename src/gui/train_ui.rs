@@ -61,6 +61,18 @@ impl TrainPanel {
         }
     }
 
+    /// Shows a finished run (reopened from its folder): its curves and results, as if it had
+    /// just ended. Ignored while a run is in progress, whose live curves would be replaced.
+    pub fn show_run(&mut self, history: RunHistory, summary: RunSummary) {
+        if self.is_running() {
+            return;
+        }
+        self.history = history;
+        self.summary = Some(summary);
+        self.error = None;
+        self.export_result = None;
+    }
+
     /// Asks the run to stop after the current step; the best checkpoint is kept.
     pub fn stop(&self) {
         if let Some(job) = &self.job {

@@ -677,6 +677,10 @@ impl Run<'_> {
             manifest_sha256: self.manifest_sha256.clone(),
             versions: Versions::current(),
             train_config: self.cfg.clone(),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|since| since.as_secs()),
         }
     }
 
