@@ -37,6 +37,9 @@ fn harness(runs: &Path) -> Harness<'static, DnatuneApp> {
         ..AppSettings::default()
     };
     Harness::builder()
+        // Background results (file summaries, checks) can arrive mid-run and cost a few extra
+        // layout frames before the UI settles.
+        .with_max_steps(16)
         .with_size([1200.0, 1400.0])
         .build_eframe(move |cc| {
             DnatuneApp::with_parts(

@@ -33,6 +33,9 @@ impl egui::DroppedFile for DroppedPath {
 
 fn harness(settings: AppSettings, dialogs: ScriptedDialogs) -> Harness<'static, DnatuneApp> {
     Harness::builder()
+        // Background results (file summaries, checks) can arrive mid-run and cost a few extra
+        // layout frames before the UI settles.
+        .with_max_steps(16)
         .with_size([1200.0, 900.0])
         .build_eframe(move |cc| {
             DnatuneApp::with_parts(&cc.egui_ctx, settings, Vec::new(), Box::new(dialogs))

@@ -26,6 +26,9 @@ const DNABERT_6: &str = "zhihan1996/DNA_bert_6";
 fn model_step(cache_dir: &Path, dialogs: ScriptedDialogs) -> Harness<'static, DnatuneApp> {
     let runs_dir = cache_dir.join("runs");
     let mut harness = Harness::builder()
+        // Background results (file summaries, checks) can arrive mid-run and cost a few extra
+        // layout frames before the UI settles.
+        .with_max_steps(16)
         .with_size([1400.0, 1600.0])
         .build_eframe(move |cc| {
             let settings = AppSettings {

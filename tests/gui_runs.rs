@@ -23,6 +23,9 @@ fn harness(runs_dir: PathBuf) -> Harness<'static, DnatuneApp> {
         ..AppSettings::default()
     };
     Harness::builder()
+        // Background results (file summaries, checks) can arrive mid-run and cost a few extra
+        // layout frames before the UI settles.
+        .with_max_steps(16)
         .with_size([1400.0, 1000.0])
         .build_eframe(move |cc| {
             let mut app = DnatuneApp::with_parts(
