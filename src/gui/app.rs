@@ -86,6 +86,14 @@ impl DnatuneApp {
         app
     }
 
+    /// Hides what changes from run to run or machine to machine (speed, ETA, dates, paths), so
+    /// that snapshot images of the screens are reproducible.
+    pub fn set_deterministic_display(&mut self) {
+        self.train.show_timings_and_paths = false;
+        self.results.hide_paths = true;
+        self.runs.show_dates = false;
+    }
+
     /// Selects a model folder (an existing folder) or Hub id.
     pub fn select_model(&mut self, model: &str) {
         let path = PathBuf::from(model);

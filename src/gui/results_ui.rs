@@ -50,6 +50,8 @@ pub struct ResultsPanel {
     /// Indices into `predictions` in display order.
     order: Vec<usize>,
     pub saved: Option<Result<PathBuf, String>>,
+    /// Hide file paths (snapshot images must not depend on where the test runs).
+    pub hide_paths: bool,
 }
 
 impl ResultsPanel {
@@ -57,6 +59,7 @@ impl ResultsPanel {
     pub fn load(&mut self, run_dir: &Path) {
         *self = ResultsPanel {
             run_dir: Some(run_dir.to_path_buf()),
+            hide_paths: self.hide_paths,
             ..ResultsPanel::default()
         };
         match RunBundle::read(&run_dir.join(BUNDLE_FILE)) {
@@ -152,7 +155,9 @@ impl ResultsPanel {
             return;
         };
         ui.horizontal(|ui| {
-            ui.label(format!("Run folder: {}", run_dir.display()));
+            if !self.hide_paths {
+                ui.label(format!("Run folder: {}", run_dir.display()));
+            }
             if ui.button("Open run folder").clicked() {
                 if let Err(e) = dialogs.open_path(&run_dir) {
                     self.load_error = Some(e);
@@ -349,7 +354,11 @@ impl ResultsPanel {
             }
             match &self.saved {
                 Some(Ok(path)) => {
-                    ui.label(format!("Saved {}", path.display()));
+                    if self.hide_paths {
+                        ui.label("Saved");
+                    } else {
+                        ui.label(format!("Saved {}", path.display()));
+                    }
                 }
                 Some(Err(message)) => {
                     ui.colored_label(ui.visuals().error_fg_color, message);

@@ -23,6 +23,8 @@ pub struct TrainPanel {
     pub summary: Option<RunSummary>,
     /// Where the last export went, or why it failed.
     pub export_result: Option<Result<PathBuf, String>>,
+    /// Show speed, ETA and paths; off for snapshot images, which must not change between runs.
+    pub show_timings_and_paths: bool,
 }
 
 impl TrainPanel {
@@ -34,6 +36,7 @@ impl TrainPanel {
             error: None,
             summary: None,
             export_result: None,
+            show_timings_and_paths: true,
         }
     }
 
@@ -128,13 +131,18 @@ impl TrainPanel {
         });
         if self.is_running() || self.history.step > 0 {
             let h = &self.history;
-            ui.add(egui::ProgressBar::new(h.progress()).text(format!(
-                "step {}/{} · {:.1} seq/s · ETA {}",
-                h.step,
-                h.total_steps,
-                h.sequences_per_second,
-                duration(h.eta_s)
-            )));
+            let text = if self.show_timings_and_paths {
+                format!(
+                    "step {}/{} · {:.1} seq/s · ETA {}",
+                    h.step,
+                    h.total_steps,
+                    h.sequences_per_second,
+                    duration(h.eta_s)
+                )
+            } else {
+                format!("step {}/{}", h.step, h.total_steps)
+            };
+            ui.add(egui::ProgressBar::new(h.progress()).text(text));
         }
         if !self.history.status.is_empty() {
             ui.label(&self.history.status);
@@ -220,7 +228,11 @@ impl TrainPanel {
         }
         match &self.export_result {
             Some(Ok(dest)) => {
-                ui.label(format!("Adapter exported to {}", dest.display()));
+                if self.show_timings_and_paths {
+                    ui.label(format!("Adapter exported to {}", dest.display()));
+                } else {
+                    ui.label("Adapter exported to the chosen folder");
+                }
             }
             Some(Err(message)) => {
                 ui.colored_label(ui.visuals().error_fg_color, message);
