@@ -35,7 +35,7 @@ fn harness(runs_dir: PathBuf) -> Harness<'static, DnatuneApp> {
                 Box::new(ScriptedDialogs::default()),
             );
             // No wall-clock values on screen: what is shown depends on the runs alone.
-            app.runs.show_dates = false;
+            app.runs.show_dates_and_paths = false;
             app
         })
 }

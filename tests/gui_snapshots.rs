@@ -66,14 +66,16 @@ fn every_screen_matches_its_snapshot() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dialogs = ScriptedDialogs {
         folders: [model].into(),
+        files: [vec![data.join("Bacillus_prom.fa.gz")]].into(),
         saves: [tmp.path().join("exported")].into(),
         ..ScriptedDialogs::default()
     };
     let settings = AppSettings {
         data: DataSettings::default(),
         model: ModelSettings {
-            epochs: 1,
-            learning_rate: 2e-3,
+            epochs: 2,
+            learning_rate: 5e-3,
+            eval_every: Some(20),
             ..ModelSettings::default()
         },
         runs_dir: Some(tmp.path().join("runs")),
@@ -145,11 +147,40 @@ fn every_screen_matches_its_snapshot() {
     harness.run();
     snapshot(&mut harness, "results");
 
-    // 5. Runs.
+    // 5. Predictions on a FASTA file: table and histogram of scores.
+    harness.get_by_label("Predict on FASTA…").click();
+    harness.step();
+    step_until(&mut harness, "the prediction", |h| {
+        h.state().results.predictions.is_some() || h.state().results.predict_error.is_some()
+    });
+    assert_eq!(harness.state().results.predict_error, None);
+    harness.get_by_label("373 records predicted").scroll_to_me();
+    harness.run();
+    snapshot(&mut harness, "predict");
+
+    // 6. A second run with another learning rate, then the runs list and their comparison.
+    harness.state_mut().model.settings.learning_rate = 1e-3;
+    harness.get_by_label("3 · Train").click();
+    harness.run();
+    harness.get_by_label("Start training").click();
+    harness.step();
+    step_until(&mut harness, "the second training run", |h| {
+        let train = &h.state().train;
+        train.error.is_some()
+            || train
+                .summary
+                .as_ref()
+                .is_some_and(|s| s.out_dir.ends_with("run-002"))
+    });
+    assert_eq!(harness.state().train.error, None);
     harness.get_by_label("Runs").click();
     harness.run();
     step_until(&mut harness, "the runs list", |h| {
-        h.query_by_label_contains("run-001").is_some()
+        h.query_by_label("Compare run-002").is_some()
     });
     snapshot(&mut harness, "runs");
+    harness.get_by_label("Compare run-001").click();
+    harness.get_by_label("Compare run-002").click();
+    harness.run();
+    snapshot(&mut harness, "compare");
 }

@@ -91,7 +91,7 @@ impl DnatuneApp {
     pub fn set_deterministic_display(&mut self) {
         self.train.show_timings_and_paths = false;
         self.results.hide_paths = true;
-        self.runs.show_dates = false;
+        self.runs.show_dates_and_paths = false;
     }
 
     /// Selects a model folder (an existing folder) or Hub id.

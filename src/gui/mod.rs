@@ -54,3 +54,19 @@ pub fn run(files: Vec<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Colours of the plotted series, told apart in dark and light themes; a line and the markers
+/// of the same series share one, so the legend shows it once.
+pub fn series_color(index: usize) -> egui::Color32 {
+    const PALETTE: [egui::Color32; 8] = [
+        egui::Color32::from_rgb(0xe0, 0x6c, 0x5f), // red
+        egui::Color32::from_rgb(0x4c, 0x9b, 0xe8), // blue
+        egui::Color32::from_rgb(0x3f, 0xb9, 0x7a), // green
+        egui::Color32::from_rgb(0xe3, 0xa0, 0x2f), // amber
+        egui::Color32::from_rgb(0xa7, 0x7b, 0xe0), // violet
+        egui::Color32::from_rgb(0x2c, 0xb5, 0xb5), // teal
+        egui::Color32::from_rgb(0xd9, 0x6e, 0xb4), // pink
+        egui::Color32::from_rgb(0x9a, 0x9a, 0x9a), // grey
+    ];
+    PALETTE[index % PALETTE.len()]
+}

@@ -35,6 +35,8 @@ pub struct ModelSettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub max_length: Option<usize>,
+    /// Evaluate on the validation split every this many steps as well as after each epoch.
+    pub eval_every: Option<usize>,
     pub device: DeviceChoice,
 }
 
@@ -48,6 +50,7 @@ impl Default for ModelSettings {
             epochs: defaults.epochs,
             batch_size: defaults.batch_size,
             max_length: None,
+            eval_every: defaults.eval_every,
             device: DeviceChoice::Auto,
         }
     }
@@ -78,6 +81,9 @@ const BATCH_TIP: &str = "Batch size: sequences processed together in one step. L
 const MAX_TOKENS_TIP: &str = "Max tokens: the longest input the model reads, special tokens \
     included. Longer sequences are cut. Shorter limits train faster and use less memory; the \
     default is the model's maximum.";
+const EVAL_TIP: &str = "Validation: how often the model is scored on the validation split \
+    (loss, F1, MCC). After every epoch always; also every N steps when ticked, which draws the \
+    validation curves in more detail and can keep a better checkpoint, at the cost of time.";
 const DEVICE_TIP: &str = "Device: where training runs. Only devices this build of dnatune \
     supports and this machine has are listed; a GPU is usually many times faster than the CPU.";
 const MCC_TIP: &str = "MCC (Matthews correlation coefficient): a score from -1 to 1 that \
@@ -278,6 +284,7 @@ impl ModelPanel {
         cfg.epochs = self.settings.epochs;
         cfg.batch_size = self.settings.batch_size;
         cfg.max_length = self.settings.max_length;
+        cfg.eval_every = self.settings.eval_every;
         cfg.device = self.settings.device;
         Ok(())
     }
@@ -754,6 +761,10 @@ impl ModelPanel {
                 ui.horizontal(|ui| self.max_tokens_ui(ui, label.id, context));
                 ui.end_row();
 
+                let label = ui.label("Validation").on_hover_text(EVAL_TIP);
+                ui.horizontal(|ui| self.eval_ui(ui, label.id));
+                ui.end_row();
+
                 let label = ui.label("Device").on_hover_text(DEVICE_TIP);
                 self.device_ui(ui, label.id);
                 ui.end_row();
@@ -822,6 +833,28 @@ impl ModelPanel {
                 self.settings.lora.targets = None;
             }
         });
+    }
+
+    fn eval_ui(&mut self, ui: &mut egui::Ui, label: egui::Id) {
+        let mut by_steps = self.settings.eval_every.is_some();
+        if ui
+            .checkbox(&mut by_steps, "also every")
+            .on_hover_text(EVAL_TIP)
+            .changed()
+        {
+            self.settings.eval_every = by_steps.then_some(100);
+        }
+        match &mut self.settings.eval_every {
+            Some(steps) => {
+                ui.add(egui::DragValue::new(steps).range(1..=100_000).speed(1))
+                    .labelled_by(label)
+                    .on_hover_text(EVAL_TIP);
+                ui.label("steps and after each epoch");
+            }
+            None => {
+                ui.weak("(after each epoch)");
+            }
+        }
     }
 
     fn max_tokens_ui(

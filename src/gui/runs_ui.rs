@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use eframe::egui;
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Legend, Plot};
 use serde::Deserialize;
 
 use crate::adapter::bundle::{RunBundle, BUNDLE_FILE};
 use crate::train::{Event, Metrics, RunSummary, StopReason};
 
-use super::history::{downsample, RunHistory, MAX_PLOT_POINTS};
+use super::history::RunHistory;
+use super::series_color;
+use super::train_ui::series_ui;
 
 /// Files the trainer writes beside `dnatune.json` (the same names as in `crate::train`).
 const HISTORY_FILE: &str = "history.jsonl";
@@ -298,7 +300,7 @@ pub struct RunsPanel {
     /// Names of the runs ticked for comparison.
     pub compare: BTreeSet<String>,
     /// Show the dates (off for snapshots, which must not depend on the clock).
-    pub show_dates: bool,
+    pub show_dates_and_paths: bool,
     /// What the last rename or delete did, or why it failed.
     pub message: Option<Result<String, String>>,
     stale: bool,
@@ -312,7 +314,7 @@ impl Default for RunsPanel {
             rows: Vec::new(),
             scan_error: None,
             compare: BTreeSet::new(),
-            show_dates: true,
+            show_dates_and_paths: true,
             message: None,
             stale: true,
             rename: None,
@@ -412,7 +414,11 @@ impl RunsPanel {
         }
         ui.heading("Runs");
         ui.horizontal(|ui| {
-            ui.label(format!("Runs folder: {}", runs_dir.display()));
+            if self.show_dates_and_paths {
+                ui.label(format!("Runs folder: {}", runs_dir.display()));
+            } else {
+                ui.label("Runs folder");
+            }
             if ui
                 .button("Refresh")
                 .on_hover_text("Read the runs folder again")
@@ -472,7 +478,7 @@ impl RunsPanel {
                     .spacing([10.0, 6.0])
                     .show(ui, |ui| {
                         let mut headers = vec!["Compare", "Run"];
-                        if self.show_dates {
+                        if self.show_dates_and_paths {
                             headers.push("Date (UTC)");
                         }
                         headers.extend([
@@ -532,7 +538,7 @@ impl RunsPanel {
                                     }
                                 });
                             }
-                            if self.show_dates {
+                            if self.show_dates_and_paths {
                                 ui.label(
                                     row.created_unix().map_or("–".to_string(), format_unix_utc),
                                 );
@@ -751,16 +757,13 @@ impl RunsPanel {
                 // The wheel scrolls the page here; the plots are short and seldom panned.
                 .allow_scroll(false)
                 .show(ui, |plot| {
-                    for run in &runs {
+                    for (i, run) in runs.iter().enumerate() {
                         let curve = if mcc {
                             &run.history.val_mcc
                         } else {
                             &run.history.val_f1
                         };
-                        plot.line(Line::new(
-                            run.name.clone(),
-                            PlotPoints::from(downsample(curve, MAX_PLOT_POINTS)),
-                        ));
+                        series_ui(plot, &run.name, curve, series_color(i), true);
                     }
                 });
         }
@@ -794,7 +797,7 @@ fn compare_column(run: &RunEntry) -> Vec<String> {
         format!(
             "{}: {}",
             run.bundle.family.display_name(),
-            shorten_front(&run.bundle.base_model, 48)
+            model_short_name(&run.bundle.base_model)
         ),
         cfg.lora.rank.to_string(),
         format!("{:e}", cfg.learning_rate),
@@ -847,6 +850,23 @@ fn metric_text(value: Option<f64>) -> String {
 }
 
 /// The last `max` characters of `text`, with "…" in front when cut.
+/// A Hub id as it is; a local folder by its last two path components (`…/dnabert1/model`),
+/// which tell runs apart without the machine's directory layout.
+fn model_short_name(model: &str) -> String {
+    let path = Path::new(model);
+    if !path.is_absolute() {
+        return shorten_front(model, 48);
+    }
+    let parts: Vec<String> = path
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let tail: Vec<&str> = parts.iter().rev().map(String::as_str).collect();
+    shorten_front(&format!("…/{}", tail.join("/")), 48)
+}
+
 fn shorten_front(text: &str, max: usize) -> String {
     let count = text.chars().count();
     if count <= max {

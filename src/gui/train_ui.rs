@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use eframe::egui;
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use crate::train::{train, Event, Metrics, RunSummary, StopReason, TrainConfig};
 
 use super::dialogs::Dialogs;
 use super::history::{downsample, RunHistory, MAX_PLOT_POINTS};
 use super::run::Job;
+use super::series_color;
 
 type TrainJob = Job<Event, Result<RunSummary, String>>;
 
@@ -167,18 +168,14 @@ impl TrainPanel {
             .link_axis(link, [true, false])
             .x_axis_label("step")
             .show(ui, |plot| {
-                plot.line(Line::new(
-                    "training loss",
-                    PlotPoints::from(downsample(&h.train_loss, MAX_PLOT_POINTS)),
-                ));
-                plot.line(Line::new(
-                    "training loss (smoothed)",
-                    PlotPoints::from(downsample(&h.train_loss_smoothed, MAX_PLOT_POINTS)),
-                ));
-                plot.line(Line::new(
-                    "validation loss",
-                    PlotPoints::from(h.val_loss.clone()),
-                ));
+                let series = [
+                    ("training loss", &h.train_loss, false),
+                    ("training loss (smoothed)", &h.train_loss_smoothed, false),
+                    ("validation loss", &h.val_loss, true),
+                ];
+                for (i, (name, values, marked)) in series.into_iter().enumerate() {
+                    series_ui(plot, name, values, series_color(i), marked);
+                }
             });
         ui.label("Validation F1 and MCC");
         Plot::new("metrics_plot")
@@ -186,9 +183,12 @@ impl TrainPanel {
             .legend(Legend::default())
             .link_axis(link, [true, false])
             .x_axis_label("step")
+            .include_x(0.0)
+            .include_y(0.0)
+            .include_y(1.0)
             .show(ui, |plot| {
-                plot.line(Line::new("F1", PlotPoints::from(h.val_f1.clone())));
-                plot.line(Line::new("MCC", PlotPoints::from(h.val_mcc.clone())));
+                series_ui(plot, "F1", &h.val_f1, series_color(0), true);
+                series_ui(plot, "MCC", &h.val_mcc, series_color(1), true);
             });
     }
 
@@ -304,5 +304,25 @@ fn duration(seconds: f64) -> String {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     } else {
         format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// One curve in one colour; evaluations are few, so `marked` adds a marker at each one (a
+/// single evaluation shows as a dot).
+pub(crate) fn series_ui(
+    plot: &mut egui_plot::PlotUi<'_>,
+    name: &str,
+    values: &[[f64; 2]],
+    color: egui::Color32,
+    marked: bool,
+) {
+    let values = downsample(values, MAX_PLOT_POINTS);
+    plot.line(Line::new(name, PlotPoints::from(values.clone())).color(color));
+    if marked {
+        plot.points(
+            Points::new(name, PlotPoints::from(values))
+                .color(color)
+                .radius(3.0),
+        );
     }
 }
