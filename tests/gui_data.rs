@@ -6,30 +6,15 @@
 
 mod common;
 
+use common::gui::{drop_files, step_until};
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use dnatune::data::{load, Dataset, Split};
 use dnatune::gui::dialogs::ScriptedDialogs;
 use dnatune::gui::{AppSettings, DnatuneApp};
-use eframe::egui;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
-
-/// A file dropped onto the window (egui's own type is private to the integrations).
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
 
 fn harness(runs: &Path) -> Harness<'static, DnatuneApp> {
     let settings = AppSettings {
@@ -49,36 +34,6 @@ fn harness(runs: &Path) -> Harness<'static, DnatuneApp> {
                 Box::new(ScriptedDialogs::default()),
             )
         })
-}
-
-fn drop_files(harness: &mut Harness<'_, DnatuneApp>, paths: &[PathBuf]) {
-    for path in paths {
-        harness
-            .input_mut()
-            .dropped_files
-            .push(Arc::new(DroppedPath(path.clone())));
-    }
-    harness.run();
-}
-
-/// Steps frames until `done` holds, failing after a generous limit; then lets the UI settle
-/// (which also checks that every input widget has an accessible name).
-fn step_until(
-    harness: &mut Harness<'_, DnatuneApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, DnatuneApp>) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        harness.step();
-        // Give the background thread the CPU between frames.
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    harness.run();
 }
 
 /// The text a label shows (egui puts it in the node's label or its value).

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use common::gui::{drop_files, step_until};
 
 use dnatune::gui::data_ui::DataSettings;
 use dnatune::gui::dialogs::ScriptedDialogs;
@@ -16,20 +14,6 @@ use dnatune::gui::{AppSettings, DnatuneApp};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-
-/// A file dropped onto the window (egui's own type is private to the integrations).
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
 
 fn harness(settings: AppSettings, dialogs: ScriptedDialogs) -> Harness<'static, DnatuneApp> {
     Harness::builder()
@@ -40,23 +24,6 @@ fn harness(settings: AppSettings, dialogs: ScriptedDialogs) -> Harness<'static, 
         .build_eframe(move |cc| {
             DnatuneApp::with_parts(&cc.egui_ctx, settings, Vec::new(), Box::new(dialogs))
         })
-}
-
-/// Steps frames until `done` holds, failing after `limit`.
-fn step_until(
-    harness: &mut Harness<'_, DnatuneApp>,
-    limit: Duration,
-    what: &str,
-    done: impl Fn(&DnatuneApp) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness.state()) {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        harness.step();
-        // Give the background thread the CPU between frames.
-        std::thread::yield_now();
-    }
-    harness.step();
 }
 
 #[test]
@@ -89,13 +56,13 @@ fn drop_label_train_and_export_through_the_app() {
     harness.run();
 
     // 1. Drop the two class files anywhere on the window.
-    for name in ["Bacillus_prom.fa.gz", "Bacillus_non_prom.fa.gz"] {
-        harness
-            .input_mut()
-            .dropped_files
-            .push(Arc::new(DroppedPath(data.join(name))));
-    }
-    harness.run();
+    drop_files(
+        &mut harness,
+        &[
+            data.join("Bacillus_prom.fa.gz"),
+            data.join("Bacillus_non_prom.fa.gz"),
+        ],
+    );
     let files = &harness.state().data.settings.files;
     assert_eq!(files.len(), 2);
     assert_eq!(files[0].class, "Bacillus_prom");
@@ -123,12 +90,10 @@ fn drop_label_train_and_export_through_the_app() {
     harness.run();
     harness.get_by_label("Start training").click();
     harness.step();
-    step_until(
-        &mut harness,
-        Duration::from_secs(600),
-        "the training run to finish",
-        |app| app.train.summary.is_some() || app.train.error.is_some(),
-    );
+    step_until(&mut harness, "the training run to finish", |h| {
+        let app = h.state();
+        app.train.summary.is_some() || app.train.error.is_some()
+    });
     let app = harness.state();
     assert_eq!(app.train.error, None);
     let history = &app.train.history;
@@ -162,12 +127,10 @@ fn drop_label_train_and_export_through_the_app() {
     harness.get_by_label_contains("ROC curve");
     harness.get_by_label("Predict on FASTA…").click();
     harness.step();
-    step_until(
-        &mut harness,
-        Duration::from_secs(300),
-        "the prediction",
-        |app| app.results.predictions.is_some() || app.results.predict_error.is_some(),
-    );
+    step_until(&mut harness, "the prediction", |h| {
+        let app = h.state();
+        app.results.predictions.is_some() || app.results.predict_error.is_some()
+    });
     assert_eq!(harness.state().results.predict_error, None);
     harness.get_by_label("373 records predicted");
     harness.get_by_label("Save CSV…").click();

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use common::gui::{drop_files, step_until};
 
 use dnatune::gui::data_ui::DataSettings;
 use dnatune::gui::dialogs::ScriptedDialogs;
@@ -20,39 +18,23 @@ use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
 
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
-fn step_until(
-    harness: &mut Harness<'_, DnatuneApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, DnatuneApp>) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness) {
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "timed out waiting for {what}"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    harness.run();
-}
-
 /// Software rendering differs from one Mesa build to another by a few anti-aliased pixels.
 fn snapshot(harness: &mut Harness<'_, DnatuneApp>, name: &str) {
     harness.snapshot_options(name, &SnapshotOptions::new().max_failed_pixels(200));
+}
+
+/// Whether wgpu found an adapter. Without one the test is skipped with a message, except on
+/// CI (`CI` set), where a missing renderer is a broken set-up.
+fn can_render(harness: &mut Harness<'_, DnatuneApp>) -> bool {
+    let Err(reason) = harness.render() else {
+        return true;
+    };
+    let message = format!(
+        "no wgpu adapter for snapshot images ({reason}); install Debian's mesa-vulkan-drivers"
+    );
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    eprintln!("skipped: {message}");
+    false
 }
 
 #[test]
@@ -94,22 +76,19 @@ fn every_screen_matches_its_snapshot() {
             });
             app
         });
-    if let Err(reason) = harness.render() {
-        eprintln!(
-            "skipped: no wgpu adapter for snapshot images ({reason}); install Debian's mesa-vulkan-drivers"
-        );
+    if !can_render(&mut harness) {
         return;
     }
     harness.run();
 
     // 1. Data: two files read, quality check done.
-    for name in ["Bacillus_prom.fa.gz", "Bacillus_non_prom.fa.gz"] {
-        harness
-            .input_mut()
-            .dropped_files
-            .push(Arc::new(DroppedPath(data.join(name))));
-    }
-    harness.run();
+    drop_files(
+        &mut harness,
+        &[
+            data.join("Bacillus_prom.fa.gz"),
+            data.join("Bacillus_non_prom.fa.gz"),
+        ],
+    );
     step_until(&mut harness, "the file summaries", |h| {
         h.query_by_label_contains("373 records").is_some()
             && h.query_by_label_contains("1,000 records").is_some()
@@ -183,4 +162,77 @@ fn every_screen_matches_its_snapshot() {
     harness.get_by_label("Compare run-002").click();
     harness.run();
     snapshot(&mut harness, "compare");
+}
+
+/// The smallest supported window (1024×768) in the light theme on a HiDPI screen (2 pixels per
+/// point), reached by keyboard only: Ctrl+1…Ctrl+5 switch steps.
+#[test]
+fn light_theme_small_hidpi_window_by_keyboard() {
+    let Some(data) = common::shared_path("data/promoters_cnnprom") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let settings = AppSettings {
+        runs_dir: Some(tmp.path().join("runs")),
+        ..AppSettings::default()
+    };
+    let mut harness = Harness::builder()
+        .with_size([1024.0, 768.0])
+        .with_pixels_per_point(2.0)
+        .with_theme(egui::Theme::Light)
+        .wgpu()
+        .build_eframe(move |cc| {
+            let mut app = DnatuneApp::with_parts(
+                &cc.egui_ctx,
+                settings,
+                Vec::new(),
+                Box::new(ScriptedDialogs::default()),
+            );
+            app.set_deterministic_display();
+            app
+        });
+    if !can_render(&mut harness) {
+        return;
+    }
+    harness.run();
+    let go = |harness: &mut Harness<'_, DnatuneApp>, key: egui::Key| {
+        harness.key_press_modifiers(egui::Modifiers::COMMAND, key);
+        harness.run();
+    };
+    go(&mut harness, egui::Key::Num5);
+    harness.get_by_label("Tick two or more runs to compare them.");
+    go(&mut harness, egui::Key::Num3);
+    harness.get_by_label_contains("add sequence files first");
+    go(&mut harness, egui::Key::Num2);
+    harness.get_by_label("Use a local folder…");
+    go(&mut harness, egui::Key::Num1);
+    drop_files(
+        &mut harness,
+        &[
+            data.join("Bacillus_prom.fa.gz"),
+            data.join("Bacillus_non_prom.fa.gz"),
+        ],
+    );
+    step_until(&mut harness, "the file summaries", |h| {
+        h.query_by_label_contains("1,000 records").is_some()
+    });
+    // Tab moves the focus through the controls; Space presses the focused one. From a fresh
+    // window, the steps bar comes first.
+    harness.key_press(egui::Key::Tab);
+    harness.run();
+    harness.key_press(egui::Key::Tab);
+    harness.run();
+    harness.key_press(egui::Key::Space);
+    harness.run();
+    assert_eq!(
+        harness.state().step,
+        dnatune::gui::Step::Model,
+        "Tab, Tab, Space should press the second step's button"
+    );
+    go(&mut harness, egui::Key::Num1);
+    harness.get_by_label("Check data").click();
+    step_until(&mut harness, "the quality check", |h| {
+        h.state().data.qc_result().is_some()
+    });
+    snapshot(&mut harness, "data-light-1024x768-hidpi");
 }

@@ -169,6 +169,32 @@ impl DnatuneApp {
         );
     }
 
+    /// Keyboard shortcuts: Ctrl+1…Ctrl+5 (⌘ on macOS) switch steps, Ctrl+Q closes the window
+    /// (asking first while a run is in progress). Tab and Shift+Tab move between controls and
+    /// Space or Enter presses the focused one.
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let pressed = |key: egui::Key| {
+            ctx.input_mut(|i| {
+                i.consume_shortcut(&egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, key))
+            })
+        };
+        for (step, key) in STEP_KEYS {
+            if pressed(key) {
+                self.go_to(step);
+            }
+        }
+        if pressed(egui::Key::Q) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    fn go_to(&mut self, step: Step) {
+        if step == Step::Runs && self.step != Step::Runs {
+            self.runs.mark_stale();
+        }
+        self.step = step;
+    }
+
     fn close_ui(&mut self, ctx: &egui::Context) {
         if ctx.input(|i| i.viewport().close_requested()) && self.train.is_running() && !self.closing
         {
@@ -202,6 +228,7 @@ impl eframe::App for DnatuneApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.handle_drops(&ctx);
+        self.shortcuts(&ctx);
         // A run's end (results or an error, taken in by `poll`) adds a folder to the runs list
         // and, when it produced results, shows them on the results screen.
         let outcome_before = self.train.summary.is_some() || self.train.error.is_some();
@@ -224,18 +251,17 @@ impl eframe::App for DnatuneApp {
             ui.horizontal(|ui| {
                 ui.heading("dnatune");
                 ui.separator();
-                for (step, name) in [
-                    (Step::Data, "1 · Data"),
-                    (Step::Model, "2 · Model"),
-                    (Step::Train, "3 · Train"),
-                    (Step::Results, "4 · Results"),
-                    (Step::Runs, "Runs"),
-                ] {
-                    if ui.selectable_label(self.step == step, name).clicked() {
-                        if step == Step::Runs && self.step != Step::Runs {
-                            self.runs.mark_stale();
-                        }
-                        self.step = step;
+                for ((step, name), (_, key)) in STEPS.into_iter().zip(STEP_KEYS) {
+                    let shortcut = ui.ctx().format_shortcut(&egui::KeyboardShortcut::new(
+                        egui::Modifiers::COMMAND,
+                        key,
+                    ));
+                    if ui
+                        .selectable_label(self.step == step, name)
+                        .on_hover_text(shortcut)
+                        .clicked()
+                    {
+                        self.go_to(step);
                     }
                 }
             });
@@ -270,6 +296,24 @@ impl eframe::App for DnatuneApp {
         eframe::set_value(storage, SETTINGS_KEY, &self.settings());
     }
 }
+
+/// The steps in the order of the bar at the top, with their names there.
+const STEPS: [(Step, &str); 5] = [
+    (Step::Data, "1 · Data"),
+    (Step::Model, "2 · Model"),
+    (Step::Train, "3 · Train"),
+    (Step::Results, "4 · Results"),
+    (Step::Runs, "Runs"),
+];
+
+/// Ctrl (⌘) + this key goes to the step.
+const STEP_KEYS: [(Step, egui::Key); 5] = [
+    (Step::Data, egui::Key::Num1),
+    (Step::Model, egui::Key::Num2),
+    (Step::Train, egui::Key::Num3),
+    (Step::Results, egui::Key::Num4),
+    (Step::Runs, egui::Key::Num5),
+];
 
 /// `<app data folder>/runs`, or `./dnatune-runs` when the platform has none.
 pub fn default_runs_dir() -> PathBuf {

@@ -2,7 +2,7 @@
 //! plots draw, the progress line and the latest metrics.
 
 use crate::data::Split;
-use crate::train::{Event, Metrics, RunSummary};
+use crate::train::{Event, Metrics, RunSummary, StopReason};
 
 /// Points kept per curve for drawing; longer curves are downsampled (bucket means).
 pub const MAX_PLOT_POINTS: usize = 1000;
@@ -114,7 +114,12 @@ impl RunHistory {
             },
             Event::CheckpointSaved { step, .. } => self.best_step = Some(*step),
             Event::Finished { summary } => {
-                self.status = "finished".to_string();
+                self.status = match summary.stop_reason {
+                    StopReason::Completed => "finished",
+                    StopReason::EarlyStopped => "stopped early: no more improvement",
+                    StopReason::Cancelled => "stopped",
+                }
+                .to_string();
                 self.summary = Some((**summary).clone());
             }
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use eframe::egui;
-use egui_plot::{Legend, Plot};
+use egui_plot::{Corner, Legend, Plot};
 use serde::Deserialize;
 
 use crate::adapter::bundle::{RunBundle, BUNDLE_FILE};
@@ -749,7 +749,7 @@ impl RunsPanel {
             ui.label(title);
             Plot::new(id)
                 .height(220.0)
-                .legend(Legend::default())
+                .legend(Legend::default().position(Corner::LeftTop))
                 .link_axis(link, [true, false])
                 .x_axis_label("step")
                 .include_y(0.0)

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use eframe::egui;
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
 
 use crate::train::{train, Event, Metrics, RunSummary, StopReason, TrainConfig};
 
@@ -132,7 +132,8 @@ impl TrainPanel {
         });
         if self.is_running() || self.history.step > 0 {
             let h = &self.history;
-            let text = if self.show_timings_and_paths {
+            // Speed and time left only while the run goes on.
+            let text = if self.show_timings_and_paths && self.is_running() {
                 format!(
                     "step {}/{} · {:.1} seq/s · ETA {}",
                     h.step,
@@ -161,12 +162,17 @@ impl TrainPanel {
         let h = &self.history;
         let height = (ui.available_height() / 3.0).clamp(120.0, 260.0);
         let link = egui::Id::unique("dnatune-steps");
+        // Both plots span step 0 to the latest step, so the curves line up before the first
+        // evaluation too.
+        let last_step = h.step.max(1) as f64;
         ui.label("Loss");
         Plot::new("loss_plot")
             .height(height)
             .legend(Legend::default())
             .link_axis(link, [true, false])
             .x_axis_label("step")
+            .include_x(0.0)
+            .include_x(last_step)
             .show(ui, |plot| {
                 let series = [
                     ("training loss", &h.train_loss, false),
@@ -180,10 +186,12 @@ impl TrainPanel {
         ui.label("Validation F1 and MCC");
         Plot::new("metrics_plot")
             .height(height)
-            .legend(Legend::default())
+            // Scores rise from the left: the top-left corner is where the legend hides nothing.
+            .legend(Legend::default().position(Corner::LeftTop))
             .link_axis(link, [true, false])
             .x_axis_label("step")
             .include_x(0.0)
+            .include_x(last_step)
             .include_y(0.0)
             .include_y(1.0)
             .show(ui, |plot| {

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "gui")]
+pub mod gui;
+
 /// The shared data folder: `$DNATUNE_SHARED`, else `<crate root>/../shared`; `None` when absent.
 pub fn shared_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DNATUNE_SHARED") {

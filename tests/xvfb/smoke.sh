@@ -52,6 +52,14 @@ window=$(timeout 60 xdotool search --sync --onlyvisible --name '^dnatune$' | hea
 xdotool windowfocus --sync "$window"
 sleep 3
 
+# Where to click, in window pixels, measured on a screenshot of the window at its opening size
+# (1100×780) and scale 1; the window opens at the screen's top-left corner (no window manager).
+CLASS1_X=650 CLASS1_Y=182   # "Labels" field of the first file row
+CLASS2_X=650 CLASS2_Y=205   # "Labels" field of the second file row
+TRAIN_TAB_X=272 TRAIN_TAB_Y=12
+START_X=54 START_Y=68
+STOP_X=129 STOP_Y=68
+
 click() { xdotool mousemove --window "$window" "$1" "$2" click 1; sleep 0.5; }
 type_class() {
     click "$1" "$2"
@@ -63,7 +71,7 @@ type_class() {
 # Step 1: the two file rows' class fields.
 type_class "$CLASS1_X" "$CLASS1_Y" promoter
 type_class "$CLASS2_X" "$CLASS2_Y" background
-import -window root "$out/1-data.png"
+import -window "$window" "$out/1-data.png"
 
 # Step 3: start training.
 click "$TRAIN_TAB_X" "$TRAIN_TAB_Y"
@@ -76,12 +84,12 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 if [ ! -f "$runs/run-001/manifest.json" ]; then
-    import -window root "$out/failed.png"
+    import -window "$window" "$out/failed.png"
     echo "FAILED: the run did not start (screenshot: $out/failed.png)" >&2
     exit 1
 fi
 sleep 8
-import -window root "$out/2-training.png"
+import -window "$window" "$out/2-training.png"
 classes=$(grep -o '"classes": *\[[^]]*\]' "$runs/run-001/manifest.json" | tr -d '\n ')
 echo "run started with $classes"
 case "$classes" in
@@ -89,10 +97,33 @@ case "$classes" in
     *) echo "FAILED: the classes typed in the window are not the run's classes" >&2; exit 1 ;;
 esac
 
-# Close: stop the run, then end the app.
+# Stop the run: it is evaluated once more and its results are written.
 click "$STOP_X" "$STOP_Y"
-sleep 1
-kill "$app_pid"
-wait "$app_pid" 2>/dev/null || true
+for _ in $(seq 1 120); do
+    [ -f "$runs/run-001/test_predictions.csv" ] && break
+    sleep 0.5
+done
+sleep 2 # the window shows the results once the run's last event arrives
+import -window "$window" "$out/3-stopped.png"
+if [ ! -f "$runs/run-001/test_predictions.csv" ]; then
+    echo "FAILED: the stopped run wrote no results (screenshot: $out/3-stopped.png)" >&2
+    exit 1
+fi
+
+# Close the window from the keyboard (Ctrl+Q); the app saves its settings and exits cleanly.
+xdotool key --window "$window" ctrl+q
+status=
+for _ in $(seq 1 40); do
+    if ! kill -0 "$app_pid" 2>/dev/null; then
+        wait "$app_pid" && status=0 || status=$?
+        break
+    fi
+    sleep 0.25
+done
+if [ "$status" != 0 ]; then
+    echo "FAILED: the app did not exit cleanly on Ctrl+Q (status: ${status:-still running})" >&2
+    cat "$out/app.log" >&2
+    exit 1
+fi
 app_pid=
-echo "smoke test passed; screenshots: $out/1-data.png $out/2-training.png"
+echo "smoke test passed; screenshots: $out/1-data.png $out/2-training.png $out/3-stopped.png"
