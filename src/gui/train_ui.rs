@@ -171,6 +171,8 @@ impl TrainPanel {
             .legend(Legend::default())
             .link_axis(link, [true, false])
             .x_axis_label("step")
+            // The same axis width on both plots keeps their steps aligned.
+            .y_axis_min_width(36.0)
             .include_x(0.0)
             .include_x(last_step)
             .show(ui, |plot| {
@@ -190,6 +192,8 @@ impl TrainPanel {
             .legend(Legend::default().position(Corner::LeftTop))
             .link_axis(link, [true, false])
             .x_axis_label("step")
+            // The same axis width on both plots keeps their steps aligned.
+            .y_axis_min_width(36.0)
             .include_x(0.0)
             .include_x(last_step)
             .include_y(0.0)
