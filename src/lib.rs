@@ -4,6 +4,7 @@
 //! command line (`cli`) plus, with the default `gui` feature, the desktop app.
 
 pub mod adapter;
+mod alloc;
 pub mod cli;
 pub mod data;
 pub mod model;
@@ -13,6 +14,8 @@ pub mod train;
 
 #[cfg(feature = "gui")]
 pub mod gui;
+
+pub use alloc::tune_allocator;
 
 /// The version shown by `dnatune --version` and recorded in manifests.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

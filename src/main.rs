@@ -1,6 +1,7 @@
 //! `dnatune` with no arguments opens the desktop app; with a subcommand it is the command line.
 
 fn main() -> std::process::ExitCode {
+    dnatune::tune_allocator();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() <= 1 {
         return open_app();

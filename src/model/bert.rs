@@ -24,7 +24,7 @@ pub struct EncoderOutput {
 }
 
 /// LayerNorm weights under a Hugging Face module path, applied with the differentiable
-/// `ops::layer_norm_composed`.
+/// `ops::layer_norm` (differentiable in `x`; fused on the CPU).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     pub name: String,
@@ -59,7 +59,7 @@ impl LayerNorm {
                 ops::layer_norm_composed(&x.to_dtype(DType::F32)?, &weight, &bias, self.eps)?
                     .to_dtype(x.dtype())
             }
-            _ => ops::layer_norm_composed(x, &self.weight, &self.bias, self.eps),
+            _ => ops::layer_norm(x, &self.weight, &self.bias, self.eps),
         }
     }
 }
@@ -202,9 +202,9 @@ impl BertLayer {
         let query = self.split_heads(&self.query.forward(x)?)?;
         let key = self.split_heads(&self.key.forward(x)?)?;
         let value = self.split_heads(&self.value.forward(x)?)?;
-        let scores = (query.matmul(&key.t()?)? / (self.head_dim as f64).sqrt())?
-            .broadcast_add(additive_mask)?;
-        let probs = ops::attention_softmax(&scores)?;
+        let scores = query.matmul(&key.t()?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let probs = ops::scaled_masked_softmax(&scores, additive_mask, scale)?;
         probs
             .matmul(&value)?
             .transpose(1, 2)?

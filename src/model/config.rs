@@ -304,7 +304,7 @@ impl Activation {
     /// Applies the activation with differentiable ops.
     pub fn forward(self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
         match self {
-            Self::GeluErf => x.gelu_erf(),
+            Self::GeluErf => super::ops::gelu_erf(x),
             Self::GeluTanh => x.gelu(),
             Self::Relu => x.relu(),
             Self::Silu => x.silu(),

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
 
 use super::config::Family;
@@ -269,9 +269,22 @@ impl LoraAdapter {
         } else {
             x.clone()
         };
-        let down = x.broadcast_matmul(&self.a.as_tensor().t()?)?;
-        let up = down.broadcast_matmul(&self.b.as_tensor().t()?)?;
-        up * self.scaling
+        // Two thin 2-D matmuls over all tokens at once (a broadcast matmul would sum a
+        // per-sequence copy of the weight gradient); scaling the rank-wide intermediate is
+        // cheaper than scaling the output.
+        let in_dim = x.dim(D::Minus1)?;
+        let down = x.reshape(((), in_dim))?.matmul(&self.a.as_tensor().t()?)?;
+        let down = if self.scaling == 1.0 {
+            down
+        } else {
+            (down * self.scaling)?
+        };
+        let up = down.matmul(&self.b.as_tensor().t()?)?;
+        let mut out_dims = x.dims().to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = up.dim(1)?;
+        }
+        up.reshape(out_dims)
     }
 
     pub fn rank(&self) -> usize {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dnabert2;
 pub mod encoder;
 pub mod esm;
+pub mod fused;
 pub mod heads;
 pub mod hub;
 pub mod load;

@@ -2,9 +2,54 @@
 //!
 //! candle's fused LayerNorm, its layer-norm and last-dim softmax helpers and
 //! `rotary_emb::rope*` have no backward pass: gradients would silently stop there. Everything
-//! on a training path uses the compositions below instead.
+//! on a training path uses the compositions below instead, or for f32 on the CPU the fused
+//! kernels of [`super::fused`], which have hand-written backward passes.
 
 use candle_core::{DType, Result, Tensor, D};
+
+use super::fused;
+
+/// A tensor no gradient is asked of (a frozen weight, not a `Var` or a result of one).
+fn is_frozen(t: &Tensor) -> bool {
+    !t.track_op()
+}
+
+/// LayerNorm over the last dimension: the fused kernel for f32 CPU inputs with frozen
+/// weights, else [`layer_norm_composed`].
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused::applies(x) && is_frozen(weight) && is_frozen(bias) {
+        return x.contiguous()?.apply_op1(fused::FrozenLayerNorm {
+            weight: weight.contiguous()?,
+            bias: bias.contiguous()?,
+            eps,
+        });
+    }
+    layer_norm_composed(x, weight, bias, eps)
+}
+
+/// `softmax(scores · scale + additive_mask)` over the keys, for scores `[batch, heads,
+/// queries, keys]` and a mask `[batch, 1, 1, keys]` (see [`additive_attention_mask`]).
+pub fn scaled_masked_softmax(
+    scores: &Tensor,
+    additive_mask: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    if fused::applies(scores) && fused::applies(additive_mask) && is_frozen(additive_mask) {
+        return scores.contiguous()?.apply_op1(fused::ScaledMaskedSoftmax {
+            mask: additive_mask.contiguous()?,
+            scale,
+        });
+    }
+    attention_softmax(&(scores * scale)?.broadcast_add(additive_mask)?)
+}
+
+/// HF's `"gelu"` (erf form), fused for f32 on the CPU.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if fused::applies(x) {
+        return x.contiguous()?.apply_op1(fused::GeluErf);
+    }
+    x.gelu_erf()
+}
 
 /// LayerNorm over the last dimension, composed from differentiable ops.
 pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
@@ -22,6 +67,18 @@ pub fn attention_softmax(x: &Tensor) -> Result<Tensor> {
 
 /// `x · Wᵀ + b` for a PyTorch-layout weight `[out, in]` and any number of leading dims.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    // A frozen projection needs no weight gradient; candle's matmul backward would compute
+    // one anyway (a third of the backward FLOPs, and a model-sized buffer).
+    if fused::applies(x)
+        && weight.dtype() == DType::F32
+        && is_frozen(weight)
+        && bias.is_none_or(|b| b.dtype() == DType::F32 && is_frozen(b))
+    {
+        return x.contiguous()?.apply_op1(fused::FrozenLinear {
+            weight: weight.contiguous()?,
+            bias: bias.map(Tensor::contiguous).transpose()?,
+        });
+    }
     let y = x.broadcast_matmul(&weight.t()?)?;
     match bias {
         Some(b) => y.broadcast_add(b),

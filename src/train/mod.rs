@@ -6,6 +6,7 @@ pub mod events;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod step;
 mod trainer;
 
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use crate::adapter::bundle::{RunBundle, SplitMetrics, Versions};
@@ -17,7 +17,7 @@ use crate::model::classifier::{ClassifierSpec, SequenceClassifier};
 use crate::model::config::ModelConfig;
 use crate::model::hub::{self, HubProgress};
 use crate::model::lora::SeededRng;
-use crate::predict::{batch_tensors, logits as predict_logits};
+use crate::predict::logits as predict_logits;
 use crate::tokenize::{Encoding, Tokenizer};
 
 use super::config::{ClassWeights, DeviceChoice, TrainConfig};
@@ -25,6 +25,7 @@ use super::events::{Event, SplitCounts, StopReason};
 use super::metrics::{aggregate, evaluate, group_labels, softmax_rows, AggregatedProbs, Metrics};
 use super::optim::{clip_grad_norm, AdamW};
 use super::schedule::{learning_rate, warmup_steps};
+use super::step::{accumulate_gradients, MicroBatch};
 use super::{Cancel, RunSummary, TrainError};
 
 pub const ADAPTER_DIR: &str = "adapter";
@@ -279,41 +280,21 @@ pub fn train(
                 .iter()
                 .map(|&i| f64::from(class_weights[train_items.labels[i] as usize]))
                 .sum();
-            let mut grads: Option<Vec<Tensor>> = None;
-            let mut step_loss = 0f64;
-            for micro in step_items.chunks(cfg.batch_size) {
-                let batch: Vec<&Encoding> =
-                    micro.iter().map(|&i| &train_items.encodings[i]).collect();
-                let (ids, mask) = batch_tensors(&batch, pad_id, &device)?;
+            let micro_batches = step_items.chunks(cfg.batch_size).map(|micro| {
                 let labels: Vec<u32> = micro.iter().map(|&i| train_items.labels[i]).collect();
-                let weights: Vec<f32> = labels
+                let weights = labels
                     .iter()
                     .map(|&l| class_weights[l as usize] / weight_total as f32)
                     .collect();
-                let logits = classifier.forward(&ids, &mask, true)?;
-                // Each micro-batch's share of the step's weighted mean loss, so accumulation
-                // gives the same gradient as one large batch.
-                let loss = weighted_nll_sum(&logits, &labels, &weights, &device)?;
-                step_loss += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
-                let store = loss.backward()?;
-                let micro_grads = vars
-                    .iter()
-                    .map(|(_, var)| match store.get(var.as_tensor()) {
-                        Some(grad) => Ok(grad.clone()),
-                        None => var.zeros_like(),
-                    })
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                grads = Some(match grads {
-                    None => micro_grads,
-                    Some(acc) => acc
-                        .iter()
-                        .zip(&micro_grads)
-                        .map(|(a, g)| a + g)
-                        .collect::<candle_core::Result<Vec<_>>>()?,
-                });
-            }
+                MicroBatch {
+                    encodings: micro.iter().map(|&i| &train_items.encodings[i]).collect(),
+                    labels,
+                    weights,
+                }
+            });
+            let (mut grads, step_loss) =
+                accumulate_gradients(&classifier, &vars, micro_batches, pad_id, &device)?;
             let lr = learning_rate(cfg.schedule, cfg.learning_rate, step, warmup, total_steps);
-            let mut grads = grads.unwrap_or_default();
             let grad_norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;
             if !step_loss.is_finite() || !grad_norm.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
@@ -698,21 +679,6 @@ impl Run<'_> {
             .join(HISTORY_FILE);
         write_atomically(&path, text.as_bytes()).map_err(|source| TrainError::Io { path, source })
     }
-}
-
-/// `Σ wᵢ · (−log softmax(logits)ᵢ[labelᵢ])` with the weights already divided by the step's
-/// total weight (torch's weighted-mean cross-entropy, split across micro-batches).
-fn weighted_nll_sum(
-    logits: &Tensor,
-    labels: &[u32],
-    weights: &[f32],
-    device: &Device,
-) -> candle_core::Result<Tensor> {
-    let log_probs = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
-    let labels = Tensor::from_slice(labels, (labels.len(), 1), device)?;
-    let picked = log_probs.gather(&labels, 1)?.squeeze(1)?;
-    let weights = Tensor::from_slice(weights, weights.len(), device)?;
-    (picked * weights)?.sum_all()?.neg()
 }
 
 /// Loss weight of each class.
