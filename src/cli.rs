@@ -56,7 +56,7 @@ pub enum Command {
 
 /// Parses `args` (including the program name) and runs the subcommand.
 pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(with_implicit_open(args)) {
         Ok(cli) => cli,
         Err(err) => {
             // --help and --version are "errors" to clap but successes to the user.
@@ -81,6 +81,24 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `dnatune FILE…` means `dnatune open FILE…`: file managers and installers (a Windows file
+/// association, "Open With") pass the files alone. Applies when the first argument is no
+/// subcommand and no option, and names an existing file or folder.
+pub fn with_implicit_open(mut args: Vec<OsString>) -> Vec<OsString> {
+    let Some(first) = args.get(1) else {
+        return args;
+    };
+    let is_option = first.to_string_lossy().starts_with('-');
+    let is_subcommand = first.to_str().is_some_and(|name| {
+        use clap::CommandFactory;
+        name == "help" || Cli::command().find_subcommand(name).is_some()
+    });
+    if !is_option && !is_subcommand && std::path::Path::new(first).exists() {
+        args.insert(1, OsString::from("open"));
+    }
+    args
+}
+
 #[cfg(feature = "gui")]
 fn open(files: Vec<std::path::PathBuf>, model: Option<String>) -> anyhow::Result<ExitCode> {
     crate::gui::run(files, model)?;
@@ -92,4 +110,46 @@ fn open(_files: Vec<std::path::PathBuf>, _model: Option<String>) -> anyhow::Resu
     anyhow::bail!(
         "this dnatune was built without the desktop app (feature `gui`); use the command line (`dnatune --help`)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_file_alone_opens_the_app_with_it() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let fasta = tmp.path().join("reads.fa");
+        std::fs::write(&fasta, ">a\nACGT\n").expect("write");
+        let fasta = fasta.to_str().expect("utf-8 path");
+        assert_eq!(
+            with_implicit_open(os(&["dnatune", fasta])),
+            os(&["dnatune", "open", fasta])
+        );
+        let cli = Cli::try_parse_from(with_implicit_open(os(&["dnatune", fasta, fasta])))
+            .expect("parses as open");
+        match cli.command {
+            Command::Open { files, model } => {
+                assert_eq!(files.len(), 2);
+                assert_eq!(model, None);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn subcommands_options_and_missing_files_are_left_alone() {
+        for args in [
+            &["dnatune", "train", "--help"][..],
+            &["dnatune", "--version"],
+            &["dnatune", "help"],
+            &["dnatune", "no-such-file.fa"],
+        ] {
+            assert_eq!(with_implicit_open(os(args)), os(args));
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod adapter;
 mod alloc;
+pub mod assets;
 pub mod cli;
 pub mod data;
 pub mod model;

@@ -23,12 +23,18 @@ use eframe::egui;
 pub fn run(files: Vec<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
     let start = |renderer: eframe::Renderer, files: Vec<PathBuf>| {
         let model = model.clone();
+        let mut viewport = egui::ViewportBuilder::default()
+            .with_title("dnatune")
+            // The desktop entry's name, so that docks and task bars match the window to it.
+            .with_app_id("dnatune")
+            .with_inner_size([1100.0, 780.0])
+            .with_drag_and_drop(true);
+        match eframe::icon_data::from_png_bytes(crate::assets::ICON_PNG) {
+            Ok(icon) => viewport = viewport.with_icon(std::sync::Arc::new(icon)),
+            Err(err) => eprintln!("note: the window icon could not be read ({err})"),
+        }
         let options = eframe::NativeOptions {
-            viewport: egui::ViewportBuilder::default()
-                .with_title("dnatune")
-                .with_app_id("dnatune")
-                .with_inner_size([1100.0, 780.0])
-                .with_drag_and_drop(true),
+            viewport,
             renderer,
             ..Default::default()
         };
