@@ -73,10 +73,14 @@ mod tests {
     #[test]
     fn macos_bundle_and_windows_layouts_are_searched() {
         let mac = search_dirs_for(
-            Some(Path::new("/Applications/dnatune.app/Contents/MacOS/dnatune")),
+            Some(Path::new(
+                "/Applications/dnatune.app/Contents/MacOS/dnatune",
+            )),
             None,
         );
-        assert!(mac.contains(&PathBuf::from("/Applications/dnatune.app/Contents/Resources")));
+        assert!(mac.contains(&PathBuf::from(
+            "/Applications/dnatune.app/Contents/Resources"
+        )));
         let win = search_dirs_for(Some(Path::new("/opt/dnatune/dnatune.exe")), None);
         assert!(win.contains(&PathBuf::from("/opt/dnatune")));
     }

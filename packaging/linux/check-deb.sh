@@ -15,11 +15,11 @@ deb=$(realpath "$1")
 shared=${DNATUNE_SHARED:-../shared}
 fasta=$(realpath "$shared/data/promoters_cnnprom/Ecoli_prom.fa.gz")
 
-if dpkg -s dnatune >/dev/null 2>&1; then
-    echo "FAILED: dnatune is already installed here; remove it first (apt-get remove dnatune)" >&2
-    exit 1
-fi
 export DEBIAN_FRONTEND=noninteractive
+if dpkg -s dnatune >/dev/null 2>&1; then
+    echo "removing the dnatune package installed before this check"
+    apt-get remove --purge -y -q dnatune >/dev/null
+fi
 echo "installing $deb"
 apt-get install -y -q "$deb" >/dev/null 2>&1 ||
     { apt-get update -q >/dev/null && apt-get install -y -q "$deb" >/dev/null; }
@@ -43,6 +43,10 @@ xvfb_pid=$!
 cleanup() {
     pkill -f '^/usr/bin/dnatune open' 2>/dev/null || true
     kill "$xvfb_pid" 2>/dev/null || true
+    # A failed check leaves nothing installed behind.
+    if dpkg -s dnatune >/dev/null 2>&1; then
+        apt-get remove --purge -y -q dnatune >/dev/null 2>&1 || true
+    fi
 }
 trap cleanup EXIT
 sleep 1
