@@ -41,7 +41,7 @@ display=":$((80 + RANDOM % 9))"
 Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$out/xvfb.log" 2>&1 &
 xvfb_pid=$!
 cleanup() {
-    pkill -f '^/usr/bin/dnatune open' 2>/dev/null || true
+    pkill -x dnatune 2>/dev/null || true
     kill "$xvfb_pid" 2>/dev/null || true
     # A failed check leaves nothing installed behind.
     if dpkg -s dnatune >/dev/null 2>&1; then
@@ -66,10 +66,10 @@ echo "screenshot: $out/opened.png"
 # Close with Ctrl+Q: the app saves its settings, which list the files it had loaded.
 xdotool key --window "$window" ctrl+q
 for _ in $(seq 1 40); do
-    pgrep -f '^/usr/bin/dnatune open' >/dev/null || break
+    pgrep -x dnatune >/dev/null || break
     sleep 0.25
 done
-if pgrep -f '^/usr/bin/dnatune open' >/dev/null; then
+if pgrep -x dnatune >/dev/null; then
     echo "FAILED: the app did not close on Ctrl+Q" >&2
     exit 1
 fi

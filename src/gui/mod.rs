@@ -21,6 +21,16 @@ use eframe::egui;
 /// selected); returns when the window closes. Tries the wgpu renderer first and, when it
 /// cannot start (no usable GPU adapter), glow.
 pub fn run(files: Vec<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    if ["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
+        .iter()
+        .all(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+    {
+        anyhow::bail!(
+            "no graphical display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is \
+             set): start dnatune from a desktop session, or use the command line (`dnatune --help`)"
+        );
+    }
     let start = |renderer: eframe::Renderer, files: Vec<PathBuf>| {
         let model = model.clone();
         let mut viewport = egui::ViewportBuilder::default()
