@@ -136,7 +136,8 @@ fn main() {
             weights: vec![1.0 / batch.labels.len() as f32; batch.labels.len()],
         };
         let (mut grads, loss) =
-            accumulate_gradients(&classifier, &vars, [micro], PAD_ID, &device).expect("step");
+            accumulate_gradients(&classifier, &vars, [micro], PAD_ID, &device, false)
+                .expect("step");
         clip_grad_norm(&mut grads, Some(1.0)).expect("clip");
         optimizer.step(&grads, 1e-4).expect("AdamW step");
         last_loss = loss;

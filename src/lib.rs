@@ -8,6 +8,7 @@ mod alloc;
 pub mod assets;
 pub mod cli;
 pub mod data;
+pub mod device;
 pub mod model;
 pub mod predict;
 pub mod tokenize;

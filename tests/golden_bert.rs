@@ -10,7 +10,7 @@ use dnatune::model::bert::LoadedBert;
 use dnatune::model::config::ModelConfig;
 use dnatune::model::heads::{BertClassificationHead, BertMlmHead, BertPooler};
 use dnatune::model::load::{read_weight_file, Weights};
-use golden::{assert_close, assert_close_valid, Golden};
+use golden::{assert_close, assert_close_valid, test_device, Golden};
 
 const TOL: f32 = 1e-4;
 
@@ -53,7 +53,7 @@ fn classifier_logits(
 fn check_family(fixtures: &Path, family: &str) {
     let dir = fixtures.join(family);
     let golden = Golden::open(&dir.join("golden.safetensors"));
-    let loaded = LoadedBert::from_dir(&dir.join("model"), DType::F32, &Device::Cpu)
+    let loaded = LoadedBert::from_dir(&dir.join("model"), DType::F32, &test_device())
         .unwrap_or_else(|e| panic!("{family}: {e}"));
     let mask = golden.get("attention_mask");
     let out = loaded
@@ -137,7 +137,7 @@ fn gena_lm_last_layer_norm_variant_matches_reference() {
         weights.insert(name, variant.get(name).clone());
     }
     let loaded =
-        LoadedBert::from_weights(config, weights, DType::F32, &Device::Cpu).expect("model");
+        LoadedBert::from_weights(config, weights, DType::F32, &test_device()).expect("model");
     let mask = golden.get("attention_mask");
     let out = loaded
         .model
@@ -201,7 +201,7 @@ fn dnabert1_pytorch_bin_equals_safetensors() {
         .expect("config");
     let weights = Weights::from_tensors(from_bin, "pytorch_model.bin");
     let loaded =
-        LoadedBert::from_weights(config, weights, DType::F32, &Device::Cpu).expect("model");
+        LoadedBert::from_weights(config, weights, DType::F32, &test_device()).expect("model");
     let mask = golden.get("attention_mask");
     let out = loaded
         .model
@@ -227,7 +227,7 @@ fn check_gradients_flow(fixtures: &Path, family: &str) {
     let dir = fixtures.join(family);
     let golden = Golden::open(&dir.join("golden.safetensors"));
     let mut loaded =
-        LoadedBert::from_dir(&dir.join("model"), DType::F32, &Device::Cpu).expect("model");
+        LoadedBert::from_dir(&dir.join("model"), DType::F32, &test_device()).expect("model");
     let embeddings = Var::from_tensor(&loaded.model.embeddings.word_embeddings).expect("var");
     let query0 = Var::from_tensor(&loaded.model.layers[0].query.weight).expect("var");
     loaded.model.embeddings.word_embeddings = embeddings.as_tensor().clone();
@@ -271,7 +271,8 @@ fn f16_and_bf16_stay_close_to_f32() {
     let golden = Golden::open(&dir.join("golden.safetensors"));
     // bf16 keeps 8 bits of mantissa, f16 11: their bounds differ accordingly.
     for (dtype, bound) in [(DType::BF16, 0.15), (DType::F16, 0.02)] {
-        let loaded = LoadedBert::from_dir(&dir.join("model"), dtype, &Device::Cpu).expect("model");
+        let loaded =
+            LoadedBert::from_dir(&dir.join("model"), dtype, &test_device()).expect("model");
         let out = loaded
             .model
             .forward(golden.get("input_ids"), golden.get("attention_mask"))
@@ -293,7 +294,7 @@ fn bad_inputs_are_rejected_with_a_reason() {
     let Some(fixtures) = golden::fixtures_dir("bad_inputs_are_rejected_with_a_reason") else {
         return;
     };
-    let loaded = LoadedBert::from_dir(&fixtures.join("dnabert1/model"), DType::F32, &Device::Cpu)
+    let loaded = LoadedBert::from_dir(&fixtures.join("dnabert1/model"), DType::F32, &test_device())
         .expect("model");
     let ids = |values: Vec<i64>| {
         let n = values.len();
@@ -329,7 +330,7 @@ fn weights_of_another_family_name_the_missing_tensor() {
         .and_then(|c| c.bert())
         .expect("config");
     let weights = Weights::from_dir(&fixtures.join("dnabert1/model")).expect("weights");
-    let err = LoadedBert::from_weights(config.clone(), weights.clone(), DType::F32, &Device::Cpu)
+    let err = LoadedBert::from_weights(config.clone(), weights.clone(), DType::F32, &test_device())
         .unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -339,7 +340,7 @@ fn weights_of_another_family_name_the_missing_tensor() {
     // With matching sizes the first tensor only GENA-LM has is named.
     let mut config = config;
     config.vocab_size = 4101;
-    let err = LoadedBert::from_weights(config, weights, DType::F32, &Device::Cpu).unwrap_err();
+    let err = LoadedBert::from_weights(config, weights, DType::F32, &test_device()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("bert.encoder.layer.0.pre_attention_ln.weight"),

@@ -8,12 +8,12 @@ use std::path::Path;
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use dnatune::model::dnabert2::{alibi_slopes, LoadedDnabert2};
 use dnatune::model::heads::BertClassificationHead;
-use golden::{assert_close, assert_close_valid, Golden};
+use golden::{assert_close, assert_close_valid, test_device, Golden};
 
 const TOL: f32 = 1e-4;
 
 fn load(fixtures: &Path, dtype: DType) -> LoadedDnabert2 {
-    LoadedDnabert2::from_dir(&fixtures.join("dnabert2/model"), dtype, &Device::Cpu)
+    LoadedDnabert2::from_dir(&fixtures.join("dnabert2/model"), dtype, &test_device())
         .unwrap_or_else(|e| panic!("dnabert2: {e}"))
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use dnatune::model::esm::{EsmClassificationHead, LoadedEsm, PositionEmbeddingType};
-use golden::{assert_close, assert_close_valid, Golden};
+use golden::{assert_close, assert_close_valid, test_device, Golden};
 
 const TOL: f32 = 1e-4;
 
@@ -36,7 +36,7 @@ fn golden_classification_head(
 fn check_family(fixtures: &Path, family: &str) {
     let dir = fixtures.join(family);
     let golden = Golden::open(&dir.join("golden.safetensors"));
-    let loaded = LoadedEsm::from_dir(&dir.join("model"), DType::F32, &Device::Cpu)
+    let loaded = LoadedEsm::from_dir(&dir.join("model"), DType::F32, &test_device())
         .unwrap_or_else(|e| panic!("{family}: {e}"));
     let mask = golden.get("attention_mask");
     let out = loaded
@@ -120,7 +120,7 @@ fn check_gradients_flow(fixtures: &Path, family: &str) {
     let dir = fixtures.join(family);
     let golden = Golden::open(&dir.join("golden.safetensors"));
     let mut loaded =
-        LoadedEsm::from_dir(&dir.join("model"), DType::F32, &Device::Cpu).expect("model");
+        LoadedEsm::from_dir(&dir.join("model"), DType::F32, &test_device()).expect("model");
     let head = golden_classification_head(&loaded, &golden, 2);
 
     let mut vars: Vec<(String, Var)> = Vec::new();
@@ -187,7 +187,7 @@ fn nt_v1_rejects_a_token_id_without_an_embedding_row() {
     let Some(fixtures) = golden::fixtures_dir("nt_v1_rejects_a_token_id") else {
         return;
     };
-    let loaded = LoadedEsm::from_dir(&fixtures.join("nt_v1/model"), DType::F32, &Device::Cpu)
+    let loaded = LoadedEsm::from_dir(&fixtures.join("nt_v1/model"), DType::F32, &test_device())
         .expect("model");
     // 4105 is <eos> in the v1 vocab.txt, which has no embedding row (vocab_size 4105).
     let ids = Tensor::new(&[[3u32, 10, 4105]], &Device::Cpu).unwrap();
@@ -204,7 +204,7 @@ fn nt_v1_rejects_inputs_longer_than_its_position_table() {
     let Some(fixtures) = golden::fixtures_dir("nt_v1_rejects_long_inputs") else {
         return;
     };
-    let loaded = LoadedEsm::from_dir(&fixtures.join("nt_v1/model"), DType::F32, &Device::Cpu)
+    let loaded = LoadedEsm::from_dir(&fixtures.join("nt_v1/model"), DType::F32, &test_device())
         .expect("model");
     // Positions start after the pad id (1): 1002 table rows hold at most 1000 tokens.
     let too_long = loaded.config.max_position_embeddings - 1;
@@ -225,7 +225,7 @@ fn mismatched_batch_shapes_are_rejected() {
     let Some(fixtures) = golden::fixtures_dir("nt_mismatched_batch_shapes") else {
         return;
     };
-    let loaded = LoadedEsm::from_dir(&fixtures.join("nt_v2/model"), DType::F32, &Device::Cpu)
+    let loaded = LoadedEsm::from_dir(&fixtures.join("nt_v2/model"), DType::F32, &test_device())
         .expect("model");
     let ids = Tensor::new(&[[3u32, 10, 11]], &Device::Cpu).unwrap();
     let mask = Tensor::ones((1, 2), DType::U32, &Device::Cpu).unwrap();
@@ -247,7 +247,7 @@ fn nt_runs_in_f64_f16_and_bf16_close_to_the_reference() {
         let mask = golden.get("attention_mask");
         for (dtype, tol) in [(DType::F64, 1e-4), (DType::BF16, 0.3), (DType::F16, 0.05)] {
             let loaded =
-                LoadedEsm::from_dir(&dir.join("model"), dtype, &Device::Cpu).expect("model");
+                LoadedEsm::from_dir(&dir.join("model"), dtype, &test_device()).expect("model");
             let out = loaded
                 .model
                 .forward(golden.get("input_ids"), mask)

@@ -10,7 +10,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use dnatune::model::classifier::{runtime_name_to_adapter_key, ClassifierSpec, SequenceClassifier};
 use dnatune::model::lora::{LoraConfig, TargetModules};
-use golden::{assert_close, fixtures_dir, Golden};
+use dnatune::train::step::batch_gradients;
+use golden::{assert_close, fixtures_dir, on_cpu, test_device, Golden};
 
 const FAMILIES: [&str; 5] = ["dnabert1", "dnabert2", "nt_v1", "nt_v2", "gena_lm"];
 
@@ -37,13 +38,22 @@ fn fixture_lora(family_dir: &Path) -> LoraConfig {
 }
 
 fn build(family_dir: &Path) -> SequenceClassifier {
+    build_with_dropout(family_dir, None)
+}
+
+/// The fixture's classifier; `dropout` replaces the fixture's LoRA dropout (0).
+fn build_with_dropout(family_dir: &Path, dropout: Option<f64>) -> SequenceClassifier {
+    let mut lora = fixture_lora(family_dir);
+    if let Some(p) = dropout {
+        lora.dropout = p;
+    }
     let spec = ClassifierSpec {
         num_labels: 2,
-        lora: Some(fixture_lora(family_dir)),
+        lora: Some(lora),
         train_pooler: false,
         seed: 7,
     };
-    SequenceClassifier::load(&family_dir.join("model"), &spec, DType::F32, &Device::Cpu)
+    SequenceClassifier::load(&family_dir.join("model"), &spec, DType::F32, &test_device())
         .expect("classifier")
 }
 
@@ -51,6 +61,7 @@ fn loss_of(logits: &Tensor, golden: &Golden) -> Tensor {
     let labels = golden
         .get("lora.labels")
         .to_dtype(DType::U32)
+        .and_then(|l| l.to_device(logits.device()))
         .expect("labels");
     candle_nn::loss::cross_entropy(logits, &labels).expect("cross entropy")
 }
@@ -235,7 +246,7 @@ fn missing_head_tensors_are_initialised_reported_and_trained() {
         seed: 11,
     };
     let build = || {
-        SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &Device::Cpu)
+        SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &test_device())
             .expect("classifier")
     };
     let model = build();
@@ -305,7 +316,7 @@ fn a_checkpoint_head_with_another_class_count_is_refused() {
         train_pooler: false,
         seed: 1,
     };
-    let model = SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &Device::Cpu)
+    let model = SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &test_device())
         .expect("classifier");
     assert!(model.report().initialized.is_empty());
     let logits = model
@@ -322,7 +333,7 @@ fn a_checkpoint_head_with_another_class_count_is_refused() {
         num_labels: 3,
         ..spec
     };
-    let message = SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &Device::Cpu)
+    let message = SequenceClassifier::load(model_dir.path(), &spec, DType::F32, &test_device())
         .unwrap_err()
         .to_string();
     eprintln!("{message}");
@@ -439,3 +450,171 @@ fn a_few_optimizer_steps_lower_the_loss_and_leave_base_weights_alone() {
         });
     assert!(b_moved, "some LoRA B stayed zero after training");
 }
+
+/// The golden classifier with PEFT's reference LoRA and head values loaded (B ≠ 0, so every
+/// adapter changes the output).
+fn with_reference_parameters(model: &SequenceClassifier, golden: &Golden) {
+    for (name, _) in model.trainable_vars() {
+        model
+            .set_trainable(&name, golden.get(&format!("lora.param.{name}")))
+            .expect("set parameter");
+    }
+}
+
+/// Largest |a − b| relative to the largest |b| over a list of gradient tensors.
+fn relative_grad_diff(ours: &[Tensor], reference: &[Tensor]) -> f32 {
+    let mut worst_abs = 0f32;
+    let mut scale = 0f32;
+    for (a, b) in ours.iter().zip(reference) {
+        let a: Vec<f32> = on_cpu(a)
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("grad");
+        let b: Vec<f32> = on_cpu(b)
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("grad");
+        for (x, y) in a.iter().zip(&b) {
+            worst_abs = worst_abs.max((x - y).abs());
+            scale = scale.max(y.abs());
+        }
+    }
+    worst_abs / scale.max(1e-12)
+}
+
+fn golden_batch_gradients(
+    model: &SequenceClassifier,
+    golden: &Golden,
+    checkpointing: bool,
+) -> (Vec<Tensor>, f32) {
+    let labels: Vec<u32> = golden
+        .get("lora.labels")
+        .to_dtype(DType::U32)
+        .and_then(|l| l.to_vec1())
+        .expect("labels");
+    let weights = vec![1.0 / labels.len() as f32; labels.len()];
+    let (grads, loss) = batch_gradients(
+        model,
+        &model.trainable_vars(),
+        golden.get("input_ids"),
+        golden.get("attention_mask"),
+        &labels,
+        &weights,
+        checkpointing,
+    )
+    .expect("gradients");
+    (grads, loss.to_scalar::<f32>().expect("loss"))
+}
+
+/// Gradient checkpointing recomputes each layer in the backward pass: the loss and every
+/// gradient must be those of the plain backward pass, dropout masks included.
+#[test]
+fn gradient_checkpointing_gives_the_same_loss_and_gradients_for_all_families() {
+    let Some(fixtures) =
+        fixtures_dir("gradient_checkpointing_gives_the_same_loss_and_gradients_for_all_families")
+    else {
+        return;
+    };
+    for family in FAMILIES {
+        let dir = fixtures.join(family);
+        let golden = Golden::open(&dir.join("golden.safetensors"));
+        // Dropout on, so that the recomputed layers must replay the first pass's masks.
+        let model = build_with_dropout(&dir, Some(0.2));
+        with_reference_parameters(&model, &golden);
+        let start = model.lora_mode().rng_state();
+        let (plain, plain_loss) = golden_batch_gradients(&model, &golden, false);
+        let after_plain = model.lora_mode().rng_state();
+        model.lora_mode().set_rng_state(start);
+        let (checkpointed, checkpointed_loss) = golden_batch_gradients(&model, &golden, true);
+        let diff = relative_grad_diff(&checkpointed, &plain);
+        eprintln!("{family}: checkpointed vs plain gradients, max relative diff {diff:.2e}");
+        assert!(
+            (plain_loss - checkpointed_loss).abs() < 1e-6,
+            "{family}: losses differ"
+        );
+        assert!(
+            diff < 1e-5,
+            "{family}: checkpointed gradients differ by {diff:.2e}"
+        );
+        assert!(
+            plain.iter().all(|g| on_cpu(g)
+                .abs()
+                .and_then(|a| a.sum_all())
+                .and_then(|s| s.to_scalar::<f32>())
+                .expect("sum")
+                > 0.0),
+            "{family}: a gradient is all zero"
+        );
+        // The next batch draws the same dropout masks either way.
+        assert_eq!(
+            model.lora_mode().rng_state().next_u64(),
+            after_plain.clone().next_u64(),
+            "{family}: checkpointing changed the dropout sequence"
+        );
+        // And with dropout the masks matter: a different draw gives other gradients.
+        let (other, _) = golden_batch_gradients(&model, &golden, true);
+        assert!(
+            relative_grad_diff(&other, &plain) > 1e-3,
+            "{family}: dropout had no effect"
+        );
+    }
+}
+
+/// Frozen base weights in half precision (f16 here; bf16 too on a CUDA GPU of compute
+/// capability ≥ 8.0 via DNATUNE_TEST_DEVICE): logits, loss and gradients within the
+/// tolerances the README documents of the f32 reference values.
+#[test]
+fn half_precision_frozen_weights_stay_within_the_documented_tolerance() {
+    let Some(fixtures) =
+        fixtures_dir("half_precision_frozen_weights_stay_within_the_documented_tolerance")
+    else {
+        return;
+    };
+    let device = test_device();
+    let mut dtypes = vec![DType::F16];
+    if dnatune::device::compute_capability(&device).is_some_and(|(major, _)| major >= 8) {
+        dtypes.push(DType::BF16);
+    }
+    for family in FAMILIES {
+        let dir = fixtures.join(family);
+        let golden = Golden::open(&dir.join("golden.safetensors"));
+        let reference = build(&dir);
+        with_reference_parameters(&reference, &golden);
+        let (reference_grads, reference_loss) = golden_batch_gradients(&reference, &golden, false);
+        for &dtype in &dtypes {
+            let mut model = build(&dir);
+            with_reference_parameters(&model, &golden);
+            model.store_frozen_weights_as(dtype).expect("convert");
+            let logits = model
+                .forward(golden.get("input_ids"), golden.get("attention_mask"), false)
+                .expect("forward");
+            assert_eq!(logits.dtype(), DType::F32, "activations stay f32");
+            let logits_diff = golden::max_abs_diff(&logits, golden.get("lora.logits"));
+            let (grads, loss) = golden_batch_gradients(&model, &golden, false);
+            let grad_diff = relative_grad_diff(&grads, &reference_grads);
+            eprintln!(
+                "{family} {dtype:?}: logits max |diff| {logits_diff:.2e}, loss diff {:.2e}, \
+                 gradients max relative diff {grad_diff:.2e}",
+                (loss - reference_loss).abs()
+            );
+            let (logits_tol, grad_tol) = match dtype {
+                DType::BF16 => (BF16_LOGITS_TOLERANCE, BF16_GRADIENT_TOLERANCE),
+                _ => (F16_LOGITS_TOLERANCE, F16_GRADIENT_TOLERANCE),
+            };
+            assert!(
+                logits_diff <= logits_tol,
+                "{family} {dtype:?}: logits off by {logits_diff:.2e}"
+            );
+            assert!(
+                grad_diff <= grad_tol,
+                "{family} {dtype:?}: gradients off by {grad_diff:.2e}"
+            );
+        }
+    }
+}
+
+// The tolerances the README's "GPU and precision" section documents.
+const F16_LOGITS_TOLERANCE: f32 = 1e-2;
+const F16_GRADIENT_TOLERANCE: f32 = 2e-2;
+const BF16_LOGITS_TOLERANCE: f32 = 8e-2;
+const BF16_GRADIENT_TOLERANCE: f32 = 1e-1;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use crate::train::metrics::{Aggregation, MetricName, Metrics};
 use crate::train::{
-    train, Cancel, ClassWeights, DeviceChoice, Event, LoraSettings, RunSummary, Schedule,
-    StopReason, TrainConfig,
+    train, Cancel, ClassWeights, DeviceChoice, Event, LoraSettings, Precision, RunSummary,
+    Schedule, StopReason, TrainConfig,
 };
 
 use super::data_cmd::DataArgs;
@@ -109,9 +109,18 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "mean", help_heading = "Evaluation")]
     pub aggregation: Aggregation,
 
-    /// Where to train: auto, cpu, cuda, cuda:N or metal.
-    #[arg(long, default_value = "auto")]
+    /// Where to train: auto (a GPU when this build supports one and it is present, else the
+    /// CPU), cpu, cuda, cuda:N or metal. A GPU that is asked for but absent is an error.
+    #[arg(long, default_value = "auto", help_heading = "Hardware")]
     pub device: DeviceChoice,
+    /// Dtype of the frozen base weights: auto (f32 on the CPU, bf16 on CUDA compute
+    /// capability ≥ 8.0, else f16), f32, bf16 or f16. LoRA, head and optimizer stay f32.
+    #[arg(long, value_enum, default_value = "auto", help_heading = "Hardware")]
+    pub precision: Precision,
+    /// Recompute each layer's activations in the backward pass instead of keeping them all:
+    /// much less memory for long inputs, about a third more compute.
+    #[arg(long, help_heading = "Hardware")]
+    pub gradient_checkpointing: bool,
     /// Also write the merged model (LoRA folded into the base weights) to OUT/merged/.
     #[arg(long)]
     pub merged: bool,
@@ -166,6 +175,8 @@ impl TrainArgs {
             aggregation: self.aggregation,
             seed: self.data.seed,
             device: self.device,
+            precision: self.precision,
+            gradient_checkpointing: self.gradient_checkpointing,
             out_dir: self.out.clone(),
             export_merged: self.merged,
             ..TrainConfig::default()
@@ -266,6 +277,8 @@ impl Display {
                 model_dir,
                 family,
                 device,
+                frozen_dtype,
+                gradient_checkpointing,
                 trainable_parameters,
                 initialized,
                 max_length,
@@ -274,9 +287,15 @@ impl Display {
             } => {
                 self.clear_progress();
                 eprintln!(
-                    "model: {family} from {} on {device}; {trainable_parameters} trainable parameters; \
-                     {total_steps} steps; max {max_length} tokens",
-                    model_dir.display()
+                    "model: {family} from {} on {device}, frozen weights in {frozen_dtype}{}; \
+                     {trainable_parameters} trainable parameters; {total_steps} steps; max \
+                     {max_length} tokens",
+                    model_dir.display(),
+                    if *gradient_checkpointing {
+                        ", gradient checkpointing"
+                    } else {
+                        ""
+                    }
                 );
                 if !initialized.is_empty() {
                     eprintln!(
@@ -396,6 +415,14 @@ fn print_summary(summary: &RunSummary) {
             eprintln!("{name} (best checkpoint):");
             super::eval_cmd::print_metrics(&summary.classes, &metrics.window, &metrics.record);
         }
+    }
+    if let Some(mib) = summary.peak_memory_mib {
+        let what = if summary.device.starts_with("cuda") {
+            "GPU memory"
+        } else {
+            "memory (resident set growth)"
+        };
+        eprintln!("peak {what} of the run: {mib:.0} MiB on {}", summary.device);
     }
     if let Some(dir) = &summary.adapter_dir {
         eprintln!("adapter: {}", dir.display());

@@ -31,6 +31,10 @@ pub struct RunHistory {
     pub status: String,
     pub download: Option<(u64, u64)>,
     pub summary: Option<RunSummary>,
+    /// Where the run trains (`cpu`, `cuda:0 (…)`, `metal`).
+    pub device: String,
+    /// The run's peak memory so far, in MiB (see [`Event::Step`]).
+    pub peak_memory_mib: Option<f64>,
     ema: f64,
 }
 
@@ -61,6 +65,7 @@ impl RunHistory {
                 ..
             } => {
                 self.download = None;
+                self.device = device.clone();
                 self.total_steps = *total_steps;
                 self.status = format!("training {family} on {device}");
             }
@@ -73,8 +78,10 @@ impl RunHistory {
                 sequences_per_second,
                 elapsed_s,
                 eta_s,
+                peak_memory_mib,
                 ..
             } => {
+                self.peak_memory_mib = *peak_memory_mib;
                 let x = *step as f64;
                 self.train_loss.push([x, *loss]);
                 if loss.is_finite() {
@@ -168,6 +175,7 @@ mod tests {
             sequences_per_second: 5.0,
             elapsed_s: 1.0,
             eta_s: 9.0,
+            peak_memory_mib: None,
         }
     }
 

@@ -221,6 +221,8 @@ pub fn summary_from_bundle(
         validation: bundle.validation.clone(),
         test: bundle.test.clone(),
         elapsed_s: history.elapsed_s,
+        device: history.device.clone(),
+        peak_memory_mib: history.peak_memory_mib,
     }
 }
 
@@ -930,6 +932,7 @@ mod tests {
             sequences_per_second: 10.0,
             elapsed_s: 0.5,
             eta_s: 1.5,
+            peak_memory_mib: Some(300.0),
         };
         let line = serde_json::to_string(&step).expect("event JSON");
         let (history, note) = history_from_jsonl(&format!("{line}\n\n{{\"event\":\n"));

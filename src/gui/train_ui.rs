@@ -134,8 +134,12 @@ impl TrainPanel {
             let h = &self.history;
             // Speed and time left only while the run goes on.
             let text = if self.show_timings_and_paths && self.is_running() {
+                let memory = h
+                    .peak_memory_mib
+                    .map(|mib| format!(" · peak memory {mib:.0} MiB"))
+                    .unwrap_or_default();
                 format!(
-                    "step {}/{} · {:.1} seq/s · ETA {}",
+                    "step {}/{} · {:.1} seq/s · ETA {}{memory}",
                     h.step,
                     h.total_steps,
                     h.sequences_per_second,

@@ -23,6 +23,19 @@ pub struct EncoderOutput {
     pub last_hidden_state: Tensor,
 }
 
+/// What every layer of an encoder needs besides the hidden states, computed once per batch
+/// by the encoder's `begin` (see [`super::encoder::Encoder::begin`]).
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// The embedding module's output `[batch, tokens, hidden]`: the first layer's input.
+    pub hidden: Tensor,
+    /// Added to the attention scores: the padding mask (and ALiBi for DNABERT-2).
+    pub attention_bias: Tensor,
+    /// `[batch, tokens, 1]` of 1/0: layer outputs are multiplied by it (DNABERT-2 zeroes
+    /// padded positions after every layer).
+    pub keep: Option<Tensor>,
+}
+
 /// LayerNorm weights under a Hugging Face module path, applied with the differentiable
 /// `ops::layer_norm` (differentiable in `x`; fused on the CPU).
 #[derive(Debug, Clone)]
@@ -307,13 +320,8 @@ impl BertModel {
             .collect()
     }
 
-    /// Runs the encoder. `input_ids` and `attention_mask` are `[batch, tokens]` integer tensors
-    /// (1 = real token, 0 = padding), token type ids are all 0.
-    pub fn forward(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
-    ) -> Result<EncoderOutput, ModelError> {
+    /// Checks the batch and embeds it: the first layer's input and what every layer needs.
+    pub fn begin(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Staged, ModelError> {
         let (batch, tokens) = input_ids.dims2()?;
         if attention_mask.dims2()? != (batch, tokens) {
             return Err(ModelError::InvalidInput(format!(
@@ -331,22 +339,44 @@ impl BertModel {
         check_token_ids(input_ids, self.config.vocab_size)?;
         let input_ids = input_ids.to_device(self.device())?;
         let attention_mask = attention_mask.to_device(self.device())?;
+        Ok(Staged {
+            hidden: self.embeddings.forward(&input_ids)?,
+            attention_bias: ops::additive_attention_mask(&attention_mask, self.dtype)?,
+            keep: None,
+        })
+    }
 
-        let mut x = self.embeddings.forward(&input_ids)?;
-        let additive_mask = ops::additive_attention_mask(&attention_mask, self.dtype)?;
+    /// Layer `index` on the hidden states `x`.
+    pub fn layer(&self, index: usize, x: &Tensor, staged: &Staged) -> candle_core::Result<Tensor> {
+        self.layers[index].forward(x, &staged.attention_bias)
+    }
+
+    /// The last layer's output into `last_hidden_state` (GENA-LM's final LayerNorm).
+    pub fn finish(&self, x: Tensor) -> candle_core::Result<Tensor> {
+        match &self.last_layer_ln {
+            Some(ln) => ln.forward(&x),
+            None => Ok(x),
+        }
+    }
+
+    /// Runs the encoder. `input_ids` and `attention_mask` are `[batch, tokens]` integer tensors
+    /// (1 = real token, 0 = padding), token type ids are all 0.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<EncoderOutput, ModelError> {
+        let staged = self.begin(input_ids, attention_mask)?;
+        let mut x = staged.hidden.clone();
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
         hidden_states.push(x.clone());
-        for layer in &self.layers {
-            x = layer.forward(&x, &additive_mask)?;
+        for index in 0..self.layers.len() {
+            x = self.layer(index, &x, &staged)?;
             hidden_states.push(x.clone());
         }
-        let last_hidden_state = match &self.last_layer_ln {
-            Some(ln) => ln.forward(&x)?,
-            None => x,
-        };
         Ok(EncoderOutput {
             hidden_states,
-            last_hidden_state,
+            last_hidden_state: self.finish(x)?,
         })
     }
 }

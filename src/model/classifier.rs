@@ -301,7 +301,32 @@ impl SequenceClassifier {
     ) -> Result<Tensor, ClassifierError> {
         self.mode.set_training(train);
         let out = self.encoder.forward(input_ids, attention_mask)?;
-        let first_token = out.last_hidden_state.i((.., 0))?;
+        self.head_logits(&out.last_hidden_state, train)
+    }
+
+    /// The encoder, for running it in stages (gradient checkpointing).
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// Switches the LoRA and head dropouts on (training) or off.
+    pub fn set_training(&self, train: bool) {
+        self.mode.set_training(train);
+    }
+
+    /// The dropout generator shared by every adapter and the head.
+    pub fn lora_mode(&self) -> &LoraMode {
+        &self.mode
+    }
+
+    /// Logits `[batch, num_labels]` from the encoder's `last_hidden_state`: the head on the
+    /// first token, with dropout when `train`.
+    pub fn head_logits(
+        &self,
+        last_hidden_state: &Tensor,
+        train: bool,
+    ) -> Result<Tensor, ClassifierError> {
+        let first_token = last_hidden_state.i((.., 0))?;
         let dropout = |x: Tensor| -> candle_core::Result<Tensor> {
             if train && self.head_dropout > 0.0 {
                 self.mode.dropout(&x, self.head_dropout)
@@ -321,6 +346,19 @@ impl SequenceClassifier {
             }
         };
         Ok(logits)
+    }
+
+    /// Stores the encoder's frozen projection weights in `dtype` (bf16/f16 halve their memory
+    /// and use the GPU's fast matrix units). Activations, biases, LayerNorms, embeddings, LoRA
+    /// and the head stay as they are: each projection casts its input for the product and
+    /// casts the result back (see `ops::frozen_linear`).
+    pub fn store_frozen_weights_as(&mut self, dtype: DType) -> Result<(), ClassifierError> {
+        for linear in self.encoder.linears_mut() {
+            if linear.weight.dtype() != dtype {
+                linear.weight = linear.weight.to_dtype(dtype)?;
+            }
+        }
+        Ok(())
     }
 
     /// Every trainable tensor with its PEFT runtime name: LoRA A and B of each adapted module

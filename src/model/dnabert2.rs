@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::bert::{check_token_ids, EncoderOutput, LayerNorm};
+use super::bert::{check_token_ids, EncoderOutput, LayerNorm, Staged};
 use super::config::{Activation, BertConfig, Family, ModelConfig, ModelError};
 use super::esm::check_batch_shapes;
 use super::heads::{BertClassificationHead, BertMlmHead};
@@ -341,6 +341,31 @@ impl Dnabert2Model {
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<EncoderOutput, ModelError> {
+        let staged = self.begin(input_ids, attention_mask)?;
+        let mut x = staged.hidden.clone();
+        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
+        hidden_states.push(x.clone());
+        for index in 0..self.layers.len() {
+            x = self.layer(index, &x, &staged)?;
+            hidden_states.push(x.clone());
+        }
+        Ok(EncoderOutput {
+            hidden_states,
+            last_hidden_state: x,
+        })
+    }
+
+    /// Layer `index` on the hidden states `x`, padded positions zeroed after it.
+    pub fn layer(&self, index: usize, x: &Tensor, staged: &Staged) -> candle_core::Result<Tensor> {
+        let y = self.layers[index].forward(x, &staged.attention_bias)?;
+        match &staged.keep {
+            Some(keep) => y.broadcast_mul(keep),
+            None => Ok(y),
+        }
+    }
+
+    /// Checks the batch and embeds it: the first layer's input and what every layer needs.
+    pub fn begin(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Staged, ModelError> {
         check_batch_shapes(input_ids, attention_mask)?;
         check_token_ids(input_ids, self.config.vocab_size)?;
         let (batch, seq_len) = input_ids.dims2()?;
@@ -353,7 +378,7 @@ impl Dnabert2Model {
             .word_embeddings
             .index_select(&input_ids.flatten_all()?, 0)?
             .reshape((batch, seq_len, hidden))?;
-        let mut x = self
+        let x = self
             .embedding_layer_norm
             .forward(&words.broadcast_add(&self.token_type_embedding)?)?;
 
@@ -366,16 +391,10 @@ impl Dnabert2Model {
             alibi_bias(self.config.num_attention_heads, seq_len, dtype, x.device())?
                 .broadcast_add(&key_mask)?;
         let keep = mask.to_dtype(dtype)?.unsqueeze(2)?;
-
-        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        hidden_states.push(x.clone());
-        for layer in &self.layers {
-            x = layer.forward(&x, &attention_bias)?.broadcast_mul(&keep)?;
-            hidden_states.push(x.clone());
-        }
-        Ok(EncoderOutput {
-            hidden_states,
-            last_hidden_state: x,
+        Ok(Staged {
+            hidden: x,
+            attention_bias,
+            keep: Some(keep),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-pub use super::bert::EncoderOutput;
+pub use super::bert::{EncoderOutput, Staged};
 
 use super::bert::{BertModel, LoadedBert};
 use super::config::{Family, ModelConfig, ModelError};
@@ -36,6 +36,43 @@ impl Encoder {
             Encoder::Dnabert2(model) => model.forward(input_ids, attention_mask),
             Encoder::Esm(model) => model.forward(input_ids, attention_mask),
         }
+    }
+
+    /// The forward pass in stages, for gradient checkpointing: [`Self::begin`] (embeddings),
+    /// [`Self::layer`] for each of [`Self::num_layers`], then [`Self::finish`]; together they
+    /// are exactly [`Self::forward`].
+    pub fn begin(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Staged, ModelError> {
+        match self {
+            Encoder::Bert(model) => model.begin(input_ids, attention_mask),
+            Encoder::Dnabert2(model) => model.begin(input_ids, attention_mask),
+            Encoder::Esm(model) => model.begin(input_ids, attention_mask),
+        }
+    }
+
+    pub fn num_layers(&self) -> usize {
+        match self {
+            Encoder::Bert(model) => model.layers.len(),
+            Encoder::Dnabert2(model) => model.layers.len(),
+            Encoder::Esm(model) => model.layers.len(),
+        }
+    }
+
+    /// Layer `index` on the hidden states `x` (see [`Self::begin`]).
+    pub fn layer(&self, index: usize, x: &Tensor, staged: &Staged) -> Result<Tensor, ModelError> {
+        Ok(match self {
+            Encoder::Bert(model) => model.layer(index, x, staged)?,
+            Encoder::Dnabert2(model) => model.layer(index, x, staged)?,
+            Encoder::Esm(model) => model.layer(index, x, staged)?,
+        })
+    }
+
+    /// The last layer's output into `last_hidden_state` (see [`Self::begin`]).
+    pub fn finish(&self, x: Tensor) -> Result<Tensor, ModelError> {
+        Ok(match self {
+            Encoder::Bert(model) => model.finish(x)?,
+            Encoder::Dnabert2(_) => x,
+            Encoder::Esm(model) => model.finish(x)?,
+        })
     }
 
     /// Every projection of the encoder, named by its Hugging Face module path.

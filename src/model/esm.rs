@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use serde::Deserialize;
 
-use super::bert::{check_token_ids, EncoderOutput, LayerNorm};
+use super::bert::{check_token_ids, EncoderOutput, LayerNorm, Staged};
 use super::config::{Family, ModelConfig, ModelError};
 use super::load::Weights;
 use super::ops::{self, Linear};
@@ -431,6 +431,32 @@ impl EsmModel {
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<EncoderOutput, ModelError> {
+        let staged = self.begin(input_ids, attention_mask)?;
+        let mut x = staged.hidden.clone();
+        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
+        hidden_states.push(x.clone());
+        for index in 0..self.layers.len() {
+            x = self.layer(index, &x, &staged)?;
+            hidden_states.push(x.clone());
+        }
+        Ok(EncoderOutput {
+            hidden_states,
+            last_hidden_state: self.finish(x)?,
+        })
+    }
+
+    /// Layer `index` on the hidden states `x`.
+    pub fn layer(&self, index: usize, x: &Tensor, staged: &Staged) -> candle_core::Result<Tensor> {
+        self.layers[index].forward(x, &staged.attention_bias)
+    }
+
+    /// The last layer's output into `last_hidden_state` (the final LayerNorm).
+    pub fn finish(&self, x: Tensor) -> candle_core::Result<Tensor> {
+        self.emb_layer_norm_after.forward(&x)
+    }
+
+    /// Checks the batch and embeds it: the first layer's input and what every layer needs.
+    pub fn begin(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Staged, ModelError> {
         check_batch_shapes(input_ids, attention_mask)?;
         check_token_ids(input_ids, self.config.vocab_size)?;
         let (batch, seq_len) = input_ids.dims2()?;
@@ -458,18 +484,10 @@ impl EsmModel {
             x = norm.forward(&x)?;
         }
         x = x.broadcast_mul(&mask_f32.to_dtype(dtype)?.unsqueeze(2)?)?;
-
-        let additive_mask = ops::additive_attention_mask(&attention_mask, dtype)?;
-        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        hidden_states.push(x.clone());
-        for layer in &self.layers {
-            x = layer.forward(&x, &additive_mask)?;
-            hidden_states.push(x.clone());
-        }
-        let last_hidden_state = self.emb_layer_norm_after.forward(&x)?;
-        Ok(EncoderOutput {
-            hidden_states,
-            last_hidden_state,
+        Ok(Staged {
+            hidden: x,
+            attention_bias: ops::additive_attention_mask(&attention_mask, dtype)?,
+            keep: None,
         })
     }
 

@@ -230,6 +230,22 @@ impl LoraMode {
         self.training.load(Ordering::Relaxed)
     }
 
+    /// The dropout generator's state, to replay the same masks (gradient checkpointing
+    /// recomputes a layer with the masks of its first pass).
+    pub fn rng_state(&self) -> SeededRng {
+        self.rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn set_rng_state(&self, state: SeededRng) {
+        *self
+            .rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
+    }
+
     /// Inverted dropout as in PyTorch: zero with probability `p`, scale the rest by 1/(1-p).
     /// Applies whatever the mode; callers check [`Self::is_training`].
     pub fn dropout(&self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {

@@ -5,7 +5,11 @@
 //! on a training path uses the compositions below instead, or for f32 on the CPU the fused
 //! kernels of [`super::fused`], which have hand-written backward passes.
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp1, DType, Layout, MetalStorage, Result, Shape, Storage,
+    Tensor, D,
+};
 
 use super::fused;
 
@@ -79,10 +83,115 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
             bias: bias.map(Tensor::contiguous).transpose()?,
         });
     }
+    if is_frozen(weight) && bias.is_none_or(is_frozen) {
+        return frozen_linear(x, weight, bias);
+    }
     let y = x.broadcast_matmul(&weight.t()?)?;
     match bias {
         Some(b) => y.broadcast_add(b),
         None => Ok(y),
+    }
+}
+
+/// `x · Wᵀ + b` for a frozen weight on any device and in any dtype: the product in the
+/// weight's dtype (bf16/f16 weights: `x` is cast for the product, the result cast back, as
+/// PyTorch's autocast does), then the bias in `x`'s dtype. Only `x` gets a gradient.
+pub fn frozen_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let compute = if x.dtype() == weight.dtype() {
+        x.contiguous()?
+    } else {
+        x.to_dtype(weight.dtype())?.contiguous()?
+    };
+    let y = compute.apply_op1(FrozenMatmul {
+        weight: weight.contiguous()?,
+    })?;
+    let y = if y.dtype() == x.dtype() {
+        y
+    } else {
+        y.to_dtype(x.dtype())?
+    };
+    match bias {
+        Some(b) if b.dtype() == x.dtype() => y.broadcast_add(b),
+        Some(b) => y.broadcast_add(&b.to_dtype(x.dtype())?),
+        None => Ok(y),
+    }
+}
+
+/// `x · Wᵀ` for a frozen `W` `[out, in]` on whatever device holds both, through the backend's
+/// own matmul (cuBLAS on CUDA, MPS on Metal, gemm on the CPU). Its backward returns only the
+/// input gradient: candle's matmul backward would also compute — and keep until the end of
+/// the backward pass — a gradient for every frozen weight.
+struct FrozenMatmul {
+    /// `[out, in]`, contiguous.
+    weight: Tensor,
+}
+
+/// The forward of [`FrozenMatmul`] over any backend's storage; `x` is contiguous `[..., in]`.
+fn frozen_matmul_storage<S: BackendStorage>(
+    x: &S,
+    x_layout: &Layout,
+    weight: &S,
+    weight_layout: &Layout,
+) -> Result<(S, Shape)> {
+    let dims = x_layout.dims();
+    let in_dim = dims.last().copied().unwrap_or(0);
+    let (out_dim, weight_in) = weight_layout.shape().dims2()?;
+    if in_dim != weight_in || !x_layout.is_contiguous() || !weight_layout.is_contiguous() {
+        candle_core::bail!(
+            "frozen matmul: input {:?} does not match weight [{out_dim}, {weight_in}] (or is not \
+             contiguous)",
+            dims
+        );
+    }
+    let rows = x_layout.shape().elem_count() / in_dim.max(1);
+    let lhs = Layout::contiguous_with_offset((rows, in_dim), x_layout.start_offset());
+    // Wᵀ as a strided view of the row-major weight: no copy.
+    let rhs = Layout::new(
+        Shape::from((in_dim, out_dim)),
+        vec![1, in_dim],
+        weight_layout.start_offset(),
+    );
+    let y = x.matmul(weight, (1, rows, out_dim, in_dim), &lhs, &rhs)?;
+    let mut out_dims = dims.to_vec();
+    if let Some(last) = out_dims.last_mut() {
+        *last = out_dim;
+    }
+    Ok((y, Shape::from(out_dims)))
+}
+
+impl CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (weight, weight_layout) = self.weight.storage_and_layout();
+        match &*weight {
+            Storage::Cpu(weight) => frozen_matmul_storage(storage, layout, weight, weight_layout),
+            _ => candle_core::bail!("frozen matmul: the weight is not on the CPU"),
+        }
+    }
+
+    fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (weight, weight_layout) = self.weight.storage_and_layout();
+        match &*weight {
+            Storage::Cuda(weight) => frozen_matmul_storage(storage, layout, weight, weight_layout),
+            _ => candle_core::bail!("frozen matmul: the weight is not on the CUDA device"),
+        }
+    }
+
+    fn metal_fwd(&self, storage: &MetalStorage, layout: &Layout) -> Result<(MetalStorage, Shape)> {
+        let (weight, weight_layout) = self.weight.storage_and_layout();
+        match &*weight {
+            Storage::Metal(weight) => frozen_matmul_storage(storage, layout, weight, weight_layout),
+            _ => candle_core::bail!("frozen matmul: the weight is not on the Metal device"),
+        }
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        // d(x·Wᵀ)/dx = grad · W, in the weight's dtype like the forward.
+        let grad = grad_res.to_dtype(self.weight.dtype())?;
+        Ok(Some(grad.broadcast_matmul(&self.weight)?))
     }
 }
 
@@ -189,4 +298,99 @@ pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let second = x.narrow(D::Minus1, half, head_dim - half)?;
     let rotated = Tensor::cat(&[&second.neg()?, &first], D::Minus1)?;
     x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    fn tensor(values: impl Iterator<Item = f32>, shape: &[usize]) -> Tensor {
+        Tensor::from_vec(values.collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// The backend-generic frozen projection (the one CUDA and Metal run) gives candle's
+    /// composed `x · Wᵀ + b` and the same input gradient.
+    #[test]
+    fn frozen_linear_matches_the_composed_projection_and_its_input_gradient() {
+        let x = tensor(
+            (0..2 * 3 * 8).map(|i| ((i * 7 % 11) as f32 - 5.0) / 7.0),
+            &[2, 3, 8],
+        );
+        let weight = tensor(
+            (0..5 * 8).map(|i| ((i * 5 % 13) as f32 - 6.0) / 9.0),
+            &[5, 8],
+        );
+        let bias = tensor((0..5).map(|i| i as f32 / 10.0), &[5]);
+        let upstream = tensor((0..2 * 3 * 5).map(|i| (i % 4) as f32 - 1.5), &[2, 3, 5]);
+
+        let x_var = Var::from_tensor(&x).unwrap();
+        let ours = frozen_linear(x_var.as_tensor(), &weight, Some(&bias)).unwrap();
+        let ours_grads = (&ours * &upstream)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+
+        let ref_var = Var::from_tensor(&x).unwrap();
+        let reference = ref_var
+            .as_tensor()
+            .broadcast_matmul(&weight.t().unwrap())
+            .unwrap()
+            .broadcast_add(&bias)
+            .unwrap();
+        let ref_grads = (&reference * &upstream)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+
+        assert!(max_abs_diff(&ours, &reference) < 1e-5);
+        let ours_grad = ours_grads.get(x_var.as_tensor()).unwrap();
+        let ref_grad = ref_grads.get(ref_var.as_tensor()).unwrap();
+        assert!(max_abs_diff(ours_grad, ref_grad) < 1e-5);
+        // No gradient buffer for the frozen weight: candle's matmul keeps one (under the id
+        // of the transposed view) besides those of x, the product and the sums.
+        let held = |store: &candle_core::backprop::GradStore| store.get_ids().count();
+        assert!(
+            held(&ours_grads) < held(&ref_grads),
+            "frozen matmul holds {} gradients, the composed product {}",
+            held(&ours_grads),
+            held(&ref_grads)
+        );
+    }
+
+    /// Half-precision frozen weights with f32 activations: f32 in, f32 out, close to f32.
+    #[test]
+    fn frozen_linear_with_f16_weights_keeps_f32_activations() {
+        let x = tensor(
+            (0..4 * 16).map(|i| ((i * 3 % 17) as f32 - 8.0) / 8.0),
+            &[4, 16],
+        );
+        let weight = tensor(
+            (0..6 * 16).map(|i| ((i * 5 % 19) as f32 - 9.0) / 19.0),
+            &[6, 16],
+        );
+        let full = frozen_linear(&x, &weight, None).unwrap();
+        let half = frozen_linear(&x, &weight.to_dtype(DType::F16).unwrap(), None).unwrap();
+        assert_eq!(half.dtype(), DType::F32);
+        let err = max_abs_diff(&full, &half);
+        assert!(err > 0.0 && err < 1e-2, "f16 error {err}");
+    }
 }

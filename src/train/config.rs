@@ -124,6 +124,33 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
+/// The dtype of the frozen base-model projections. LoRA weights, the head, LayerNorms,
+/// embeddings, activations and the optimizer state stay f32 whatever is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 on the CPU, bf16 on CUDA GPUs of compute capability ≥ 8.0 (Ampere and newer),
+    /// f16 on older CUDA GPUs and on Metal.
+    #[default]
+    Auto,
+    F32,
+    /// bfloat16: CUDA, compute capability ≥ 8.0.
+    Bf16,
+    /// float16: any GPU; also the CPU (slower than f32 there, half the memory).
+    F16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        })
+    }
+}
+
 /// A fine-tuning run: data, model, LoRA, optimisation, evaluation and output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -175,6 +202,11 @@ pub struct TrainConfig {
     /// Seeds shuffling, LoRA initialisation, dropout and new head weights.
     pub seed: u64,
     pub device: DeviceChoice,
+    /// The dtype of the frozen base weights (see [`Precision`]).
+    pub precision: Precision,
+    /// Recompute each layer's activations during the backward pass instead of keeping them:
+    /// activation memory of one layer instead of all, for about a third more compute.
+    pub gradient_checkpointing: bool,
     /// The run folder: `adapter/`, `dnatune.json`, `README.md`, `history.jsonl`, …
     pub out_dir: PathBuf,
     /// Also write the merged model (base + LoRA folded in) to `out_dir/merged/`.
@@ -210,6 +242,8 @@ impl Default for TrainConfig {
             aggregation: Aggregation::Mean,
             seed: crate::data::dataset::DEFAULT_SEED,
             device: DeviceChoice::Auto,
+            precision: Precision::Auto,
+            gradient_checkpointing: false,
             out_dir: PathBuf::from("dnatune-run"),
             export_merged: false,
         }

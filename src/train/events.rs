@@ -41,7 +41,13 @@ pub enum Event {
     ModelLoaded {
         model_dir: PathBuf,
         family: String,
+        /// `cpu`, `cuda:N (card, compute capability)` or `metal`.
         device: String,
+        /// The dtype of the frozen base weights (`f32`, `bf16` or `f16`).
+        #[serde(default)]
+        frozen_dtype: String,
+        #[serde(default)]
+        gradient_checkpointing: bool,
         trainable_parameters: u64,
         /// Head tensors the checkpoint lacked (initialised, then trained).
         initialized: Vec<String>,
@@ -63,6 +69,11 @@ pub enum Event {
         sequences_per_second: f64,
         elapsed_s: f64,
         eta_s: f64,
+        /// The most memory the run has held so far, in MiB: on a GPU the card's memory in use
+        /// above what was in use when the run started, on the CPU the growth of the process's
+        /// resident set. `None` where it cannot be read (Metal).
+        #[serde(default)]
+        peak_memory_mib: Option<f64>,
     },
     /// An evaluation of the validation split (during training) or the test split (at the end,
     /// with the best checkpoint).

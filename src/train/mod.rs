@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{ClassWeights, DeviceChoice, LoraSettings, Schedule, TrainConfig};
+pub use config::{ClassWeights, DeviceChoice, LoraSettings, Precision, Schedule, TrainConfig};
 pub use events::{Event, SplitCounts, StopReason};
 pub use metrics::{Aggregation, MetricName, Metrics};
 pub use trainer::{
@@ -68,6 +68,12 @@ pub struct RunSummary {
     /// Test metrics of the best checkpoint.
     pub test: Option<SplitMetrics>,
     pub elapsed_s: f64,
+    /// Where it ran (see [`Event::ModelLoaded`]).
+    #[serde(default)]
+    pub device: String,
+    /// The run's peak memory in MiB (see [`Event::Step`]).
+    #[serde(default)]
+    pub peak_memory_mib: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +98,26 @@ pub enum TrainError {
     Bundle(#[from] BundleError),
     #[error("{0}")]
     Device(String),
+    #[error(
+        "the device ran out of memory ({message}). Use a smaller batch (--batch-size {half_batch}, \
+         with --grad-accum to keep the effective batch){length_hint}{checkpoint_hint}",
+        half_batch = (batch_size / 2).max(1),
+        length_hint = match max_length {
+            Some(n) => format!(", shorter inputs (--max-length {})", (n / 2).max(16)),
+            None => ", shorter inputs (--max-length, e.g. half the model's maximum)".to_string(),
+        },
+        checkpoint_hint = if *gradient_checkpointing {
+            ""
+        } else {
+            " or --gradient-checkpointing"
+        }
+    )]
+    OutOfMemory {
+        batch_size: usize,
+        max_length: Option<usize>,
+        gradient_checkpointing: bool,
+        message: String,
+    },
     #[error(
         "the training loss became {loss} at step {step} (learning rate {learning_rate:.3e}); \
          the run stopped. Try a lower learning rate (--lr, e.g. {suggested_lr:.1e}), \

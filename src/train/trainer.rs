@@ -13,6 +13,7 @@ use crate::adapter::export::{write_merged_model, write_peft_adapter};
 use crate::data::manifest::write_atomically;
 use crate::data::split::SPLITS;
 use crate::data::{self, Dataset, Manifest, Split};
+use crate::device::MemoryMeter;
 use crate::model::classifier::{ClassifierSpec, SequenceClassifier};
 use crate::model::config::ModelConfig;
 use crate::model::hub::{self, HubProgress};
@@ -94,11 +95,42 @@ struct SplitItems {
 pub fn train(
     cfg: &TrainConfig,
     cancel: &Cancel,
+    on_event: impl FnMut(Event),
+) -> Result<RunSummary, TrainError> {
+    train_on_device(cfg, cancel, on_event).map_err(|err| out_of_memory(err, cfg))
+}
+
+/// A device allocation failure, anywhere in a run, as an error that says what to change.
+fn out_of_memory(err: TrainError, cfg: &TrainConfig) -> TrainError {
+    let message = err.to_string();
+    if !matches!(err, TrainError::OutOfMemory { .. }) && crate::device::is_out_of_memory(&message) {
+        TrainError::OutOfMemory {
+            batch_size: cfg.batch_size,
+            max_length: cfg.max_length,
+            gradient_checkpointing: cfg.gradient_checkpointing,
+            message,
+        }
+    } else {
+        err
+    }
+}
+
+fn train_on_device(
+    cfg: &TrainConfig,
+    cancel: &Cancel,
     mut on_event: impl FnMut(Event),
 ) -> Result<RunSummary, TrainError> {
     let started = Instant::now();
     cfg.validate()?;
     let device = resolve_device(cfg.device)?;
+    let frozen_dtype = crate::device::frozen_dtype(cfg.precision, &device).map_err(|why| {
+        TrainError::Device(format!(
+            "--precision {} on {}: {why}",
+            cfg.precision,
+            device_name(&device)
+        ))
+    })?;
+    let mut memory = MemoryMeter::start(&device);
     let out_dir = cfg.out_dir.clone();
     std::fs::create_dir_all(&out_dir).map_err(|source| TrainError::Io {
         path: out_dir.clone(),
@@ -212,7 +244,8 @@ pub fn train(
         train_pooler: cfg.train_pooler,
         seed: cfg.seed,
     };
-    let classifier = SequenceClassifier::load(&model_dir, &spec, DType::F32, &device)?;
+    let mut classifier = SequenceClassifier::load(&model_dir, &spec, DType::F32, &device)?;
+    classifier.store_frozen_weights_as(frozen_dtype)?;
     let vars = classifier.trainable_vars();
     let trainable_parameters: u64 = vars.iter().map(|(_, v)| v.elem_count() as u64).sum();
     let mut optimizer = AdamW::new(
@@ -234,7 +267,9 @@ pub fn train(
     on_event(Event::ModelLoaded {
         model_dir: model_dir.clone(),
         family: family.display_name().to_string(),
-        device: device_name(&device),
+        device: crate::device::describe(&device),
+        frozen_dtype: format!("{frozen_dtype:?}").to_lowercase(),
+        gradient_checkpointing: cfg.gradient_checkpointing,
         trainable_parameters,
         initialized: classifier.report().initialized,
         max_length,
@@ -292,8 +327,14 @@ pub fn train(
                     weights,
                 }
             });
-            let (mut grads, step_loss) =
-                accumulate_gradients(&classifier, &vars, micro_batches, pad_id, &device)?;
+            let (mut grads, step_loss) = accumulate_gradients(
+                &classifier,
+                &vars,
+                micro_batches,
+                pad_id,
+                &device,
+                cfg.gradient_checkpointing,
+            )?;
             let lr = learning_rate(cfg.schedule, cfg.learning_rate, step, warmup, total_steps);
             let grad_norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;
             if !step_loss.is_finite() || !grad_norm.is_finite() {
@@ -313,6 +354,7 @@ pub fn train(
             step += 1;
             sequences_seen += step_items.len() as u64;
             train_seconds += step_started.elapsed().as_secs_f64();
+            memory.sample();
             let elapsed = started.elapsed().as_secs_f64();
             let per_step = elapsed / step as f64;
             let fractional_epoch = epoch as f64
@@ -327,6 +369,7 @@ pub fn train(
                 sequences_per_second: sequences_seen as f64 / train_seconds.max(1e-9),
                 elapsed_s: elapsed,
                 eta_s: per_step * total_steps.saturating_sub(step) as f64,
+                peak_memory_mib: memory.run_peak_mib(),
             };
             run.history
                 .push(serde_json::to_value(&step_event).unwrap_or_default());
@@ -425,6 +468,8 @@ pub fn train(
         validation,
         test,
         elapsed_s: started.elapsed().as_secs_f64(),
+        device: crate::device::describe(&device),
+        peak_memory_mib: memory.run_peak_mib(),
     };
     on_event(Event::Finished {
         summary: Box::new(summary.clone()),

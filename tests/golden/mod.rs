@@ -25,6 +25,23 @@ pub fn fixtures_dir(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The device the parity tests run on: `$DNATUNE_TEST_DEVICE` (`cpu`, `cuda`, `cuda:N`,
+/// `metal`; a build with that back end), else the CPU. The GPU verification script
+/// (`bench/gpu/verify.sh`) runs the same tests on a GPU this way.
+pub fn test_device() -> Device {
+    let choice = std::env::var("DNATUNE_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let choice: dnatune::train::DeviceChoice = choice
+        .parse()
+        .unwrap_or_else(|e| panic!("DNATUNE_TEST_DEVICE: {e}"));
+    dnatune::train::resolve_device(choice)
+        .unwrap_or_else(|e| panic!("DNATUNE_TEST_DEVICE={choice}: {e}"))
+}
+
+/// A tensor's values on the CPU (comparisons read them there).
+pub fn on_cpu(t: &Tensor) -> Tensor {
+    t.to_device(&Device::Cpu).expect("copy to the CPU")
+}
+
 /// The tensors of a `golden*.safetensors` file.
 pub struct Golden {
     pub path: PathBuf,
@@ -59,6 +76,7 @@ impl Golden {
 /// Largest |actual − expected| over the positions where `attention_mask == 1`, for
 /// `[batch, tokens, …]` tensors and a `[batch, tokens]` mask.
 pub fn max_abs_diff_valid(actual: &Tensor, expected: &Tensor, attention_mask: &Tensor) -> f32 {
+    let actual = &on_cpu(actual);
     assert_eq!(actual.dims(), expected.dims(), "shapes differ");
     let mask: Vec<Vec<i64>> = attention_mask
         .to_dtype(DType::I64)
@@ -79,6 +97,7 @@ pub fn max_abs_diff_valid(actual: &Tensor, expected: &Tensor, attention_mask: &T
 
 /// Largest |actual − expected| over all elements (f32 comparison).
 pub fn max_abs_diff(actual: &Tensor, expected: &Tensor) -> f32 {
+    let actual = &on_cpu(actual);
     assert_eq!(actual.dims(), expected.dims(), "shapes differ");
     let diff = (actual.to_dtype(DType::F32).expect("f32")
         - expected.to_dtype(DType::F32).expect("f32"))
