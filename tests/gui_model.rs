@@ -14,7 +14,7 @@ use dnatune::gui::model_ui::{ModelSource, OFFLINE_MESSAGE};
 use dnatune::gui::{AppSettings, DnatuneApp};
 use dnatune::model::config::Family;
 use dnatune::model::hub::HubSettings;
-use dnatune::train::{DeviceChoice, TrainConfig};
+use dnatune::train::{DeviceChoice, Precision, TrainConfig};
 use eframe::egui;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
@@ -287,6 +287,14 @@ fn fine_tuning_settings_follow_the_controls() {
     harness.run();
     assert_eq!(harness.state().model.settings.device, DeviceChoice::Cpu);
 
+    // Half-precision frozen weights and the memory saver.
+    harness.get_by_label("Precision").click();
+    harness.run();
+    harness.get_by_label("f16").click();
+    harness.run();
+    harness.get_by_label("Save memory").click();
+    harness.run();
+
     // The run configuration gets all of it.
     let mut cfg = TrainConfig::default();
     harness
@@ -298,4 +306,6 @@ fn fine_tuning_settings_follow_the_controls() {
     assert_eq!(cfg.lora.rank, 64);
     assert_eq!(cfg.max_length, Some(256));
     assert_eq!(cfg.device, DeviceChoice::Cpu);
+    assert_eq!(cfg.precision, Precision::F16);
+    assert!(cfg.gradient_checkpointing);
 }

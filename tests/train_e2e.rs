@@ -560,3 +560,76 @@ fn windowed_runs_score_records_by_their_windows() {
     }
     assert!(compared > 10, "only {compared} records compared");
 }
+
+#[test]
+fn a_device_or_precision_that_cannot_be_had_is_an_error_not_a_fallback() {
+    let Some(inputs) = inputs() else { return };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    if !candle_core::utils::cuda_is_available() {
+        let out = tmp.path().join("cuda");
+        let stderr = failure(
+            &train_cli(&inputs, &out, &[("--device", "cuda:1")]),
+            "--device cuda:1 in a build without CUDA",
+        );
+        assert!(
+            stderr.contains("cuda:1") && stderr.contains("--device cpu"),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "a refused run created {}", out.display());
+    }
+    let out = tmp.path().join("bf16");
+    let stderr = failure(
+        &train_cli(&inputs, &out, &[("--precision", "bf16")]),
+        "--precision bf16 on the CPU",
+    );
+    assert!(
+        stderr.contains("bf16") && stderr.contains("--precision f32"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a refused run created {}", out.display());
+}
+
+/// Half-precision frozen weights and gradient checkpointing through the command line: the
+/// events say what was used, every step reports the run's peak memory, and the run learns.
+#[test]
+fn half_precision_with_checkpointing_trains_and_reports_memory() {
+    let Some(inputs) = inputs() else { return };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let output = train_cli(
+        &inputs,
+        &tmp.path().join("run"),
+        &[
+            ("--max-steps", "4"),
+            ("--eval-every", "4"),
+            ("--precision", "f16"),
+            ("--gradient-checkpointing", ""),
+            ("--json-events", ""),
+        ],
+    );
+    ok(&output, "train --precision f16 --gradient-checkpointing");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON event"))
+        .collect();
+    let loaded = events
+        .iter()
+        .find(|e| e["event"] == "model_loaded")
+        .expect("model_loaded event");
+    assert_eq!(loaded["frozen_dtype"], "f16");
+    assert_eq!(loaded["gradient_checkpointing"], true);
+    assert_eq!(loaded["device"], "cpu");
+    let steps: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "step").collect();
+    assert_eq!(steps.len(), 4);
+    for step in &steps {
+        let mib = step["peak_memory_mib"].as_f64().expect("peak_memory_mib");
+        assert!(mib >= 0.0, "{step}");
+        assert!(step["loss"].as_f64().is_some_and(f64::is_finite), "{step}");
+    }
+    let finished = events.last().expect("events");
+    assert_eq!(finished["event"], "finished");
+    assert!(finished["summary"]["peak_memory_mib"].as_f64().is_some());
+    assert!(tmp
+        .path()
+        .join("run/adapter/adapter_model.safetensors")
+        .exists());
+}

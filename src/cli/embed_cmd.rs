@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 use crate::data::read_sequences;
 use crate::model::encoder::{load_encoder, LoadedEncoder};
 use crate::model::hub;
 use crate::tokenize::{Encoding, Tokenizer};
+use crate::train::{resolve_device, DeviceChoice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pooling {
@@ -47,6 +48,9 @@ pub struct EmbedArgs {
     /// Also list the checkpoint's tensors that the encoder does not use (e.g. MLM heads).
     #[arg(long)]
     pub verbose: bool,
+    /// Where to run: auto, cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
@@ -55,7 +59,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     }
     let dir = hub::resolve_model(&args.model, super::tokenize_cmd::report_progress)?;
     let tokenizer = Tokenizer::from_model_dir(&dir)?;
-    let model = load_encoder(&dir, DType::F32, &Device::Cpu)
+    let device = resolve_device(args.device)?;
+    let model = load_encoder(&dir, DType::F32, &device)
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
     report_loading(&model, args.verbose);
     let records = read_sequences(&args.input)?;
@@ -131,7 +136,8 @@ fn embed(
         .filter(|(seq, enc)| covered_bp(enc) < seq.len())
         .count();
     let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
-    let device = Device::Cpu;
+    // Token batches are built on the CPU; the encoder moves them to its device.
+    let device = candle_core::Device::Cpu;
     let mut rows = Vec::with_capacity(sequences.len());
     let mut masks = Vec::with_capacity(sequences.len());
     for chunk in encodings.chunks(args.batch_size) {
@@ -146,7 +152,11 @@ fn embed(
         }
         let ids = Tensor::from_vec(ids, (chunk.len(), batch_longest), &device)?;
         let mask = Tensor::from_vec(mask, (chunk.len(), batch_longest), &device)?;
-        let hidden = model.encoder.forward(&ids, &mask)?.last_hidden_state;
+        let hidden = model
+            .encoder
+            .forward(&ids, &mask)?
+            .last_hidden_state
+            .to_device(&device)?;
         let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let pooled = match args.pooling {
             Pooling::None => {

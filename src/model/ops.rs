@@ -393,4 +393,78 @@ mod tests {
         let err = max_abs_diff(&full, &half);
         assert!(err > 0.0 && err < 1e-2, "f16 error {err}");
     }
+
+    /// Value and input gradient of a fused CPU op and of the composed ops a GPU runs.
+    fn compare_paths(
+        x: &Tensor,
+        upstream: &Tensor,
+        fused_op: impl Fn(&Tensor) -> Result<Tensor>,
+        composed_op: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> (f32, f32) {
+        let run = |op: &dyn Fn(&Tensor) -> Result<Tensor>| {
+            let var = Var::from_tensor(x).unwrap();
+            let y = op(var.as_tensor()).unwrap();
+            let grads = (&y * upstream)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            (y, grads.get(var.as_tensor()).unwrap().clone())
+        };
+        let (fused_y, fused_grad) = run(&fused_op);
+        let (composed_y, composed_grad) = run(&composed_op);
+        (
+            max_abs_diff(&fused_y, &composed_y),
+            max_abs_diff(&fused_grad, &composed_grad),
+        )
+    }
+
+    /// The fused CPU kernels and the composed candle ops that CUDA and Metal run agree in value
+    /// and gradient, so a GPU trains the same model.
+    #[test]
+    fn fused_cpu_kernels_and_the_gpu_compositions_agree() {
+        let x = tensor(
+            (0..2 * 4 * 6).map(|i| ((i * 7 % 23) as f32 - 11.0) / 5.0),
+            &[2, 4, 6],
+        );
+        let upstream = tensor(
+            (0..2 * 4 * 6).map(|i| ((i * 5 % 7) as f32 - 3.0) / 3.0),
+            &[2, 4, 6],
+        );
+        let weight = Tensor::from_vec(fused_weights(6), 6, &Device::Cpu).unwrap();
+        let bias = tensor((0..6).map(|i| i as f32 / 7.0 - 0.3), &[6]);
+        let (value, grad) = compare_paths(
+            &x,
+            &upstream,
+            |x| layer_norm(x, &weight, &bias, 1e-12),
+            |x| layer_norm_composed(x, &weight, &bias, 1e-12),
+        );
+        assert!(
+            value < 1e-5 && grad < 1e-4,
+            "LayerNorm: {value:.2e} {grad:.2e}"
+        );
+        let (value, grad) = compare_paths(&x, &upstream, gelu_erf, |x| x.gelu_erf());
+        assert!(value < 1e-5 && grad < 1e-5, "GELU: {value:.2e} {grad:.2e}");
+
+        // Attention scores [batch, heads, queries, keys] with the last key padded in batch 1.
+        let scores = x.reshape((2, 1, 4, 6)).unwrap();
+        let upstream = upstream.reshape((2, 1, 4, 6)).unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]], &Device::Cpu).unwrap();
+        let additive = additive_attention_mask(&mask, DType::F32).unwrap();
+        let (value, grad) = compare_paths(
+            &scores,
+            &upstream,
+            |s| scaled_masked_softmax(s, &additive, 0.125),
+            |s| attention_softmax(&(s * 0.125)?.broadcast_add(&additive)?),
+        );
+        assert!(
+            value < 1e-6 && grad < 1e-6,
+            "softmax: {value:.2e} {grad:.2e}"
+        );
+    }
+
+    fn fused_weights(n: usize) -> Vec<f32> {
+        (0..n).map(|i| 0.5 + i as f32 / 10.0).collect()
+    }
 }
