@@ -11,6 +11,7 @@ mod embed_cmd;
 mod eval_cmd;
 mod models_cmd;
 mod predict_cmd;
+mod pretrain_cmd;
 mod tokenize_cmd;
 mod train_cmd;
 
@@ -34,6 +35,9 @@ pub enum Command {
     Data(data_cmd::DataCommand),
     /// Fine-tune a model with LoRA on labelled sequences; writes the adapter and a report.
     Train(Box<train_cmd::TrainArgs>),
+    /// Masked-language-model pretraining on unlabelled sequences: from scratch, or continued
+    /// pretraining of any model; resumable from its newest checkpoint.
+    Pretrain(Box<pretrain_cmd::PretrainArgs>),
     /// Predict the class of every record of new FASTA/FASTQ files with a fine-tuned adapter.
     Predict(predict_cmd::PredictArgs),
     /// Score a fine-tuned adapter on labelled data: metrics and confusion matrix.
@@ -72,6 +76,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Train(args) => train_cmd::run(*args),
+        Command::Pretrain(args) => pretrain_cmd::run(*args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(*args),
         Command::Open { files, model } => open(files, model),

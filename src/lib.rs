@@ -11,6 +11,7 @@ pub mod data;
 pub mod device;
 pub mod model;
 pub mod predict;
+pub mod pretrain;
 pub mod tokenize;
 pub mod train;
 

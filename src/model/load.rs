@@ -3,12 +3,12 @@
 //! used and which it had to initialise, so that the caller can report both and save the
 //! initialised ones with the adapter.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
@@ -158,6 +158,18 @@ fn modern_parameter_name(name: String) -> String {
     }
 }
 
+/// Non-parameter tensors a checkpoint may carry: never trained, never randomly initialised.
+fn is_buffer(name: &str) -> bool {
+    name.ends_with("inv_freq") || name.ends_with("position_ids")
+}
+
+/// FNV-1a of a tensor name: a per-tensor stream of the initialisation seed.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves the bookkeeping usable.
     mutex
@@ -172,6 +184,11 @@ struct WeightsInner {
     tensors: Mutex<HashMap<String, Tensor>>,
     used: Mutex<BTreeSet<String>>,
     initialized: Mutex<BTreeSet<String>>,
+    /// `Some` when every parameter a model reads becomes a trainable variable.
+    trainable: Mutex<Option<BTreeMap<String, Var>>>,
+    /// `Some(seed)`: tensors the checkpoint lacks are initialised as `transformers` does
+    /// (a model trained from scratch).
+    random_init: Mutex<Option<(u64, f64)>>,
 }
 
 /// A checkpoint's tensors (stored dtype, CPU) plus the record of what a model used.
@@ -199,6 +216,8 @@ impl Weights {
                 tensors: Mutex::new(tensors),
                 used: Mutex::new(BTreeSet::new()),
                 initialized: Mutex::new(BTreeSet::new()),
+                trainable: Mutex::new(None),
+                random_init: Mutex::new(None),
             }),
         }
     }
@@ -232,15 +251,85 @@ impl Weights {
         lock(&self.inner.tensors).get(name).cloned()
     }
 
-    /// The tensor converted to `dtype` on `device`, marking it used.
+    /// The tensor converted to `dtype` on `device`, marking it used. In trainable mode (see
+    /// [`Weights::make_trainable`]) a parameter comes back as the tensor of its variable, the
+    /// same variable each time it is asked for (tied weights stay tied).
     pub fn get(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
+        if let Some(var) = lock(&self.inner.trainable)
+            .as_ref()
+            .and_then(|vars| vars.get(name))
+        {
+            self.mark_used(name);
+            return Ok(var.as_tensor().clone());
+        }
         let tensor = self
             .get_stored(name)
             .ok_or_else(|| ModelError::MissingTensor {
                 name: name.to_string(),
                 source_desc: self.inner.source.clone(),
             })?;
-        Ok(tensor.to_dtype(dtype)?.to_device(device)?)
+        let tensor = tensor.to_dtype(dtype)?.to_device(device)?;
+        let mut trainable = lock(&self.inner.trainable);
+        match trainable.as_mut() {
+            Some(vars) if !is_buffer(name) => {
+                let var = Var::from_tensor(&tensor)?;
+                let tensor = var.as_tensor().clone();
+                vars.insert(name.to_string(), var);
+                Ok(tensor)
+            }
+            _ => Ok(tensor),
+        }
+    }
+
+    /// From now on every parameter a model reads is a trainable variable (full-parameter
+    /// training such as pretraining); buffers (rotary `inv_freq`, `position_ids`) stay
+    /// constants.
+    pub fn make_trainable(&self) {
+        let mut trainable = lock(&self.inner.trainable);
+        if trainable.is_none() {
+            *trainable = Some(BTreeMap::new());
+        }
+    }
+
+    /// The variables handed out in trainable mode, by checkpoint name.
+    pub fn trainable_vars(&self) -> Vec<(String, Var)> {
+        lock(&self.inner.trainable)
+            .as_ref()
+            .map(|vars| vars.iter().map(|(n, v)| (n.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// From now on a parameter the checkpoint lacks is created as `transformers` initialises
+    /// one — weights N(0, `std`²), biases 0, LayerNorm weights 1 — seeded by `seed` and the
+    /// name, and recorded as initialised.
+    pub fn init_missing_randomly(&self, seed: u64, std: f64) {
+        *lock(&self.inner.random_init) = Some((seed, std));
+    }
+
+    /// Creates `name` when missing and random initialisation is on.
+    fn init_randomly_if_missing(&self, name: &str, shape: &Shape) -> Result<(), ModelError> {
+        let Some((seed, std)) = *lock(&self.inner.random_init) else {
+            return Ok(());
+        };
+        if self.contains(name) || is_buffer(name) {
+            return Ok(());
+        }
+        let is_norm = name.contains("LayerNorm")
+            || name.contains("layer_norm")
+            || name.contains("layernorm")
+            || name.ends_with("_ln.weight")
+            || name.contains(".ln.");
+        let tensor = if name.ends_with("bias") {
+            Tensor::zeros(shape, DType::F32, &Device::Cpu)?
+        } else if is_norm {
+            Tensor::ones(shape, DType::F32, &Device::Cpu)?
+        } else {
+            let mut rng = super::lora::SeededRng::new(seed ^ name_hash(name));
+            rng.normal(shape.dims(), std, DType::F32, &Device::Cpu)?
+        };
+        self.insert(name, tensor);
+        lock(&self.inner.initialized).insert(name.to_string());
+        Ok(())
     }
 
     /// Adds or replaces a tensor (e.g. a classification head given by the caller).
@@ -330,6 +419,8 @@ impl SimpleBackend for Weights {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
+        self.init_randomly_if_missing(name, &shape)
+            .map_err(|err| candle_core::Error::Msg(err.to_string()))?;
         let tensor = SimpleBackend::get_unchecked(self, name, dtype, device)?;
         if tensor.shape() != &shape {
             let err = ModelError::ShapeMismatch {

@@ -250,6 +250,21 @@ impl LoraMode {
     /// Applies whatever the mode; callers check [`Self::is_training`].
     pub fn dropout(&self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
         let keep_scale = (1.0 / (1.0 - p)) as f32;
+        if !x.device().is_cpu() {
+            // On a GPU the mask is drawn there: generating and copying millions of values per
+            // adapter and step on the CPU would dominate the step. The device generator is
+            // re-seeded from this generator, so the masks still follow the run's seed and
+            // gradient checkpointing replays them.
+            let seed = self
+                .rng
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .next_u64();
+            x.device().set_seed(seed)?;
+            let uniform = Tensor::rand(0f32, 1f32, x.shape(), x.device())?;
+            let mask = (uniform.ge(p)?.to_dtype(DType::F32)? * f64::from(keep_scale))?;
+            return x.mul(&mask.to_dtype(x.dtype())?);
+        }
         let count = x.elem_count();
         let mask: Vec<f32> = {
             let mut rng = self

@@ -5,6 +5,7 @@ use candle_core::{Tensor, Var};
 
 /// One trainable tensor and its optimizer state.
 struct Param {
+    name: String,
     var: Var,
     decay: bool,
     first_moment: Tensor,
@@ -34,9 +35,12 @@ impl AdamW {
             .into_iter()
             .map(|(name, var)| {
                 Ok(Param {
-                    decay: !(name.ends_with(".bias") || name.contains("LayerNorm")),
+                    decay: !(name.ends_with(".bias")
+                        || name.contains("LayerNorm")
+                        || name.contains("layer_norm")),
                     first_moment: var.zeros_like()?,
                     second_moment: var.zeros_like()?,
+                    name,
                     var,
                 })
             })
@@ -72,6 +76,58 @@ impl AdamW {
             let update = (m_hat / (v_hat.sqrt()? + self.epsilon)?)?;
             param.var.set(&(decayed - (update * lr)?)?)?;
         }
+        Ok(())
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The moment estimates as named tensors (`NAME.exp_avg`, `NAME.exp_avg_sq`, PyTorch's
+    /// names), to save with a checkpoint that training can resume from.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .flat_map(|p| {
+                [
+                    (format!("{}.exp_avg", p.name), p.first_moment.clone()),
+                    (format!("{}.exp_avg_sq", p.name), p.second_moment.clone()),
+                ]
+            })
+            .collect()
+    }
+
+    /// Restores the state [`Self::state_tensors`] saved after `step` steps. Every parameter's
+    /// moments must be there with the parameter's shape.
+    pub fn load_state(
+        &mut self,
+        step: u64,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(), String> {
+        for param in &mut self.params {
+            for (suffix, slot) in [
+                ("exp_avg", &mut param.first_moment),
+                ("exp_avg_sq", &mut param.second_moment),
+            ] {
+                let name = format!("{}.{suffix}", param.name);
+                let saved = tensors
+                    .get(&name)
+                    .ok_or_else(|| format!("the optimizer state lacks {name}"))?;
+                if saved.dims() != param.var.dims() {
+                    return Err(format!(
+                        "{name} has shape {:?}, the parameter {:?}",
+                        saved.dims(),
+                        param.var.dims()
+                    ));
+                }
+                *slot = saved
+                    .to_dtype(param.var.dtype())
+                    .and_then(|t| t.to_device(param.var.device()))
+                    .map_err(|e| format!("{name}: {e}"))?;
+            }
+        }
+        self.step = step;
         Ok(())
     }
 
