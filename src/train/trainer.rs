@@ -53,23 +53,40 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device, TrainError> {
             Ok(Device::Cpu)
         }
         DeviceChoice::Cuda(ordinal) => Device::new_cuda(ordinal).map_err(|e| {
-            TrainError::Device(format!(
-                "cannot use cuda:{ordinal}: {e}. This dnatune was built {} CUDA support; use \
-                 --device cpu, or a build with the `cuda` feature on a machine with an NVIDIA GPU",
-                if candle_core::utils::cuda_is_available() {
-                    "with"
-                } else {
-                    "without"
-                }
-            ))
+            let message = e.to_string();
+            let why = first_line(&message);
+            TrainError::Device(if candle_core::utils::cuda_is_available() {
+                format!(
+                    "cannot use cuda:{ordinal}: {why}. No usable NVIDIA GPU with that number: is \
+                     the NVIDIA driver installed and the GPU visible (nvidia-smi)? Use --device \
+                     cpu, or --device auto to take a GPU only when there is one"
+                )
+            } else {
+                format!(
+                    "cannot use cuda:{ordinal}: this dnatune was built without CUDA support. Use \
+                     --device cpu, or a build with the `cuda` feature (see \"Building with \
+                     CUDA\" in the README) on a machine with an NVIDIA GPU"
+                )
+            })
         }),
         DeviceChoice::Metal => Device::new_metal(0).map_err(|e| {
-            TrainError::Device(format!(
-                "cannot use the Metal GPU: {e}. Use --device cpu, or a build with the `metal` \
-                 feature on a Mac"
-            ))
+            TrainError::Device(if candle_core::utils::metal_is_available() {
+                format!(
+                    "cannot use the Metal GPU: {}. Use --device cpu",
+                    first_line(&e.to_string())
+                )
+            } else {
+                "cannot use the Metal GPU: this dnatune was built without Metal support. Use \
+                 --device cpu, or a build with the `metal` feature on a Mac"
+                    .to_string()
+            })
         }),
     }
+}
+
+/// The message of an error without the backtrace candle may append.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text).trim()
 }
 
 fn device_name(device: &Device) -> String {
