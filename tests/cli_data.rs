@@ -285,3 +285,123 @@ fn real_enhancers_with_a_designated_test_set_and_whole_chromosomes_held_out() {
         train.intersection(&validation).collect::<Vec<_>>()
     );
 }
+
+/// A real GenBank file for `data inspect --label-by-feature`: Chlamydia trachomatis when
+/// `tests/data/fetch-genbank.sh` has fetched it (895 CDS), else the 100 microviruses of the
+/// shared folder (1,081 CDS); `None` (printing why) when neither is there.
+fn real_genbank() -> Option<(PathBuf, u64)> {
+    let ct = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cache/ct.gbk.gz");
+    if ct.exists() {
+        return Some((ct, 895));
+    }
+    eprintln!("tests/data/cache/ct.gbk.gz is missing (tests/data/fetch-genbank.sh fetches it); using the shared microviruses");
+    common::shared_path("data/genomes/phage/pharokka_hundred_microviruses.gbk.gz")
+        .map(|path| (path, 1081))
+}
+
+#[test]
+fn inspect_labels_genbank_windows_by_feature() {
+    let Some((genbank, cds)) = real_genbank() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = dir.path().join("manifest.json");
+    let class = class_arg("genome", &genbank);
+    let output = dnatune(&[
+        "data",
+        "inspect",
+        "--class",
+        &class,
+        "--label-by-feature",
+        "CDS",
+        "--window",
+        "200",
+        "--manifest",
+        manifest.to_str().expect("utf-8 path"),
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for class in ["CDS ", "non_CDS "] {
+        for split in ["train", "validation", "test"] {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|line| line.starts_with(class) && line.contains(split)),
+                "no {class}{split} row in\n{stdout}"
+            );
+        }
+    }
+    assert!(
+        stdout.contains(&format!("{} CDS features", cds_text(cds)))
+            && stdout.contains("dropped with a partial overlap below 50%"),
+        "{stdout}"
+    );
+
+    let json = dnatune(&[
+        "data",
+        "inspect",
+        "--class",
+        &class,
+        "--label-by-feature",
+        "CDS",
+        "--window",
+        "200",
+        "--json",
+    ]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON report");
+    assert_eq!(report["classes"], serde_json::json!(["CDS", "non_CDS"]));
+    let labels = &report["feature_labels"];
+    assert_eq!(labels["features_used"], cds);
+    assert_eq!(labels["min_overlap"], 0.5);
+    let labelled = labels["windows_with_feature"].as_u64().unwrap()
+        + labels["windows_without_feature"].as_u64().unwrap();
+    let in_splits: u64 = report["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["windows"].as_u64().unwrap() + row["duplicates_removed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(labelled, in_splits);
+
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("manifest written"))
+            .expect("manifest JSON");
+    assert_eq!(written["classes"], serde_json::json!(["CDS", "non_CDS"]));
+    assert_eq!(
+        written["load_options"]["label_by_feature"],
+        serde_json::json!(["CDS"])
+    );
+    assert_eq!(written["dataset_options"]["min_feature_overlap"], 0.5);
+    for split in ["train", "validation", "test"] {
+        assert_eq!(
+            written["window_classes"][split].as_array().map(Vec::len),
+            written["windows"][split].as_array().map(Vec::len),
+        );
+    }
+    let counts = written["counts"].as_array().unwrap();
+    assert!(
+        counts.iter().all(|c| c["test"].as_u64() > Some(0)),
+        "{counts:?}"
+    );
+
+    // Without --window the option is refused with what to do.
+    let refused = dnatune(&[
+        "data",
+        "inspect",
+        "--class",
+        &class,
+        "--label-by-feature",
+        "CDS",
+    ]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("needs --window BP"));
+}
+
+fn cds_text(count: u64) -> String {
+    if count >= 1000 {
+        format!("{},{:03}", count / 1000, count % 1000)
+    } else {
+        count.to_string()
+    }
+}

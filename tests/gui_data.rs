@@ -277,3 +277,66 @@ fn the_quality_check_shows_counts_per_split() {
     harness.run();
     harness.get_by_label_contains("changed since this check");
 }
+
+#[test]
+fn a_genbank_file_labels_windows_by_feature() {
+    let Some(phix) = common::shared_path("data/genomes/phage/biopython_phiX174_NC_001422.gbk")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(&tmp.path().join("runs"));
+    harness.run();
+    drop_files(&mut harness, &[phix]);
+    // Its row shows records and bases like a FASTA file, and that it is GenBank.
+    step_until(&mut harness, "the GenBank file to be read", |h| {
+        h.query_by_label_contains("1 record, 5,386 bp").is_some()
+    });
+    let row = text_of(&harness.get_by_label_contains("1 record, 5,386 bp"));
+    assert!(row.contains("GenBank, 21 features"), "{row}");
+
+    harness.get_by_label("Label windows by feature").click();
+    harness.run();
+    // The keys found in the file, with their counts, fill the key.
+    harness.get_by_label("Keys in the files:").click();
+    harness.run();
+    harness.get_by_label("CDS (11)").click();
+    harness.run();
+    assert_eq!(harness.state().data.settings.feature_labels.keys, "CDS");
+    harness.get_by_label("windows: CDS / non_CDS");
+    // Windows are needed; the step says so and training is refused until they are chosen.
+    let reason = harness.state().data.training_data().unwrap_err();
+    assert!(reason.contains("needs windows"), "{reason}");
+    harness.get_by_label("Windows").click();
+    harness.run();
+    harness
+        .get_by_label("Share of the window in the feature:")
+        .focus();
+    harness.run();
+    harness
+        .state_mut()
+        .data
+        .settings
+        .dataset
+        .min_feature_overlap = 0.8;
+    harness.run();
+    harness.get_by_label_contains("at least 80% of it lies in such features");
+    let (options, dataset) = harness
+        .state()
+        .data
+        .training_data()
+        .expect("ready: one GenBank file gives two labels");
+    assert_eq!(options.label_by_feature, ["CDS"]);
+    assert_eq!(options.class_inputs.len(), 1);
+    assert_eq!(dataset.min_feature_overlap, 0.8);
+
+    // A key the file does not have is explained where it is typed.
+    harness.state_mut().data.settings.feature_labels.keys = "tRNA".into();
+    harness.run();
+    let message = harness
+        .query_all_by_label_contains("no GenBank file has a tRNA feature")
+        .map(|node| text_of(&node))
+        .next()
+        .expect("the message");
+    assert!(message.contains("CDS (11)"), "{message}");
+}

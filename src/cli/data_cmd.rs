@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
+use crate::data::feature_label::parse_feature_keys;
 use crate::data::window::DEFAULT_MAX_N_FRACTION;
 use crate::data::{
     dataset::DEFAULT_SEED, ClassInput, Dataset, DatasetOptions, HeaderLabelRule, LoadOptions,
-    Manifest, SplitFractions, TableInput, WindowOptions,
+    Manifest, SplitFractions, TableInput, WindowOptions, DEFAULT_MIN_FEATURE_OVERLAP,
 };
 
 #[derive(Debug, Subcommand)]
@@ -25,12 +26,13 @@ pub enum DataCommand {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Data")]
 pub struct DataArgs {
-    /// FASTA/FASTQ files of one class, as NAME=PATH (PATH may be a glob such as 'dir/*.fa.gz';
+    /// FASTA/FASTQ/GenBank files of one class, as NAME=PATH (PATH may be a glob such as 'dir/*.fa.gz';
     /// quote it). Repeat for each class or file. With only PATH the class is the file name.
     #[arg(long = "class", value_name = "NAME=PATH")]
     pub class: Vec<String>,
 
-    /// FASTA/FASTQ files (or globs) whose labels are in the headers (see --labels-from-header).
+    /// FASTA/FASTQ/GenBank files (or globs) whose labels are in the headers (see
+    /// --labels-from-header), or GenBank files labelled by --label-by-feature.
     #[arg(long = "input", value_name = "PATH")]
     pub input: Vec<String>,
 
@@ -95,6 +97,18 @@ pub struct DataArgs {
     #[arg(long, value_name = "REGEX")]
     pub test_regex: Option<String>,
 
+    /// Label the windows of GenBank records by their features: KEY (e.g. CDS, gene, tRNA,
+    /// or a list such as CDS,rRNA) when at least --min-feature-overlap of the window lies in
+    /// such features (either strand), non_KEY when none of it does; windows in between are
+    /// dropped and counted. Needs --window.
+    #[arg(long, value_name = "KEY[,KEY…]")]
+    pub label_by_feature: Option<String>,
+
+    /// With --label-by-feature: the fraction of a window that must lie in the features for
+    /// the window to be labelled KEY (0 < F ≤ 1).
+    #[arg(long, value_name = "F", default_value_t = DEFAULT_MIN_FEATURE_OVERLAP)]
+    pub min_feature_overlap: f64,
+
     /// Seed of the random split: the same inputs, options and seed give the same split.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -127,6 +141,10 @@ impl DataArgs {
                 .collect(),
             test_class_inputs: parse_all(&self.test_class)?,
             test_regex: self.test_regex.clone(),
+            label_by_feature: match &self.label_by_feature {
+                Some(spec) => parse_feature_keys(spec)?,
+                None => Vec::new(),
+            },
         })
     }
 
@@ -143,6 +161,7 @@ impl DataArgs {
             split: self.split,
             group_by: self.group_by.clone(),
             seed: self.seed,
+            min_feature_overlap: self.min_feature_overlap,
         }
     }
 

@@ -37,6 +37,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.batch_size == 0 {
         anyhow::bail!("--batch-size must be at least 1");
     }
+    if args.data.label_by_feature.is_some() {
+        // eval scores whole records; feature labels belong to windows of a record.
+        anyhow::bail!(
+            "eval scores whole records and cannot use --label-by-feature (its labels belong to \
+             windows of a record); the test metrics of `dnatune train` with the same options \
+             evaluate windows labelled by features"
+        );
+    }
     let device = resolve_device(args.device)?;
     let mut predictor = Predictor::load(&args.adapter, args.model.as_deref(), &device)?;
     predictor.batch_size = args.batch_size;

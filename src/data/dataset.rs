@@ -18,7 +18,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::dedup::remove_duplicates;
-use super::qc::{build_report, ClassDrops, QcReport};
+use super::feature_label::{WindowLabel, DEFAULT_MIN_FEATURE_OVERLAP};
+use super::qc::{build_report, ClassDrops, FeatureLabelQc, QcReport};
 use super::split::{assign_groups, GroupSize, SplitFractions, SPLITS};
 use super::window::{blocks, count_crossing_block_borders, push_windows, WindowOptions, Windowing};
 use super::{DataError, LoadedData, Record, Split, Window};
@@ -36,6 +37,9 @@ pub struct DatasetOptions {
     /// (genome, contig, chromosome) share a split.
     pub group_by: Option<String>,
     pub seed: u64,
+    /// With `--label-by-feature`: the fraction of a window that must lie in the features
+    /// for the feature label; windows with less (but some) overlap are dropped.
+    pub min_feature_overlap: f64,
 }
 
 impl Default for DatasetOptions {
@@ -46,6 +50,7 @@ impl Default for DatasetOptions {
             split: SplitFractions::default(),
             group_by: None,
             seed: DEFAULT_SEED,
+            min_feature_overlap: DEFAULT_MIN_FEATURE_OVERLAP,
         }
     }
 }
@@ -93,6 +98,22 @@ pub enum DatasetError {
         class: String,
         split: Split,
         groups: u64,
+        hint: String,
+    },
+    #[error(
+        "no window is labelled `{class}`: of {windows} windows cut from {records} GenBank records, \
+         {with_feature} lie at least {min_overlap_percent}% in {keys} features, {without_feature} \
+         touch none, and {partial} overlap only partly (dropped). {hint}"
+    )]
+    FeatureClassEmpty {
+        class: String,
+        keys: String,
+        records: u64,
+        windows: u64,
+        with_feature: u64,
+        without_feature: u64,
+        partial: u64,
+        min_overlap_percent: f64,
         hint: String,
     },
     #[error("cannot read the manifest {path}: {source}")]
@@ -143,6 +164,7 @@ impl Dataset {
             .resolve()
             .map_err(DatasetError::InvalidOption)?;
         check_block_option(options, &windowing)?;
+        check_feature_options(&data, options, &windowing)?;
         let group_regex = options
             .group_by
             .as_deref()
@@ -175,6 +197,16 @@ impl Dataset {
         for (class_drops, block) in drops.iter_mut().zip(&block_bp) {
             class_drops.block_bp = *block;
         }
+        let feature_block_bp = block_bp.get(class_count).copied().flatten();
+        let mut feature_qc = data.feature_labels.as_ref().map(|labels| {
+            for class in [labels.positive, labels.negative] {
+                if let Some(class_drops) = drops.get_mut(class as usize) {
+                    class_drops.block_bp = class_drops.block_bp.or(feature_block_bp);
+                }
+            }
+            FeatureLabelQc::new(labels, options.min_feature_overlap, feature_block_bp)
+        });
+        let mut record_windows: Vec<Window> = Vec::new();
 
         let mut windows: Vec<Window> = Vec::new();
         let mut window_group: Vec<u32> = Vec::new();
@@ -184,45 +216,92 @@ impl Dataset {
         for (record_index, record) in data.records.iter().enumerate() {
             let record_index = record_index as u32;
             let class = record.class as usize;
-            drops[class].records_loaded += 1;
+            let cover = data
+                .feature_labels
+                .as_ref()
+                .and_then(|labels| labels.cover(record_index));
+            // Records labelled by their features are counted in the feature report.
+            let mut feature_qc = match (cover, feature_qc.as_mut()) {
+                (Some(_), Some(qc)) => {
+                    qc.records += 1;
+                    qc.record_bp += u64::from(record.len);
+                    Some(qc)
+                }
+                _ => {
+                    drops[class].records_loaded += 1;
+                    None
+                }
+            };
             if record.len < windowing.min_window_bp {
-                drops[class].records_too_short += 1;
+                match feature_qc.as_deref_mut() {
+                    Some(qc) => qc.records_too_short += 1,
+                    None => drops[class].records_too_short += 1,
+                }
                 continue;
             }
             let bases = data.sequence(record);
-            if record.designated_test {
-                drops[class].records_designated_test += 1;
-                drops[class].windows_too_many_n += push_windows(
-                    &windowing,
-                    record_index,
-                    bases,
-                    0,
-                    record.len,
-                    &mut designated_test_windows,
-                );
-                continue;
-            }
-            let ranges = match block_bp[class] {
-                Some(block) => {
+            let block = if cover.is_some() {
+                feature_block_bp
+            } else {
+                block_bp[class]
+            };
+            let ranges = match (record.designated_test, block) {
+                (true, _) => vec![(0, record.len)],
+                (false, Some(block)) => {
                     let record_blocks = blocks(record.len, block, windowing.min_window_bp);
-                    drops[class].windows_crossing_block_border +=
+                    let crossing =
                         count_crossing_block_borders(&windowing, record.len, &record_blocks);
+                    match feature_qc.as_deref_mut() {
+                        Some(qc) => qc.windows_crossing_block_border += crossing,
+                        None => drops[class].windows_crossing_block_border += crossing,
+                    }
                     record_blocks
                 }
-                None => vec![(0, record.len)],
+                (false, None) => vec![(0, record.len)],
             };
+            if record.designated_test {
+                match feature_qc.as_deref_mut() {
+                    Some(qc) => qc.records_designated_test += 1,
+                    None => drops[class].records_designated_test += 1,
+                }
+            }
             for (range_start, range_end) in ranges {
-                let before = windows.len();
-                drops[class].windows_too_many_n += push_windows(
+                record_windows.clear();
+                let too_many_n = push_windows(
                     &windowing,
                     record_index,
                     bases,
                     range_start,
                     range_end,
-                    &mut windows,
+                    &mut record_windows,
                 );
-                let added = (windows.len() - before) as u64;
-                if added == 0 {
+                match feature_qc.as_deref_mut() {
+                    Some(qc) => qc.windows_too_many_n += too_many_n,
+                    None => drops[class].windows_too_many_n += too_many_n,
+                }
+                if let (Some(cover), Some(qc)) = (cover, feature_qc.as_deref_mut()) {
+                    record_windows.retain(|window| {
+                        match cover.label(window.start, window.len, options.min_feature_overlap) {
+                            WindowLabel::Feature => {
+                                qc.windows_with_feature += 1;
+                                true
+                            }
+                            WindowLabel::WithoutFeature => {
+                                qc.windows_without_feature += 1;
+                                true
+                            }
+                            WindowLabel::Partial => {
+                                qc.windows_partial_dropped += 1;
+                                false
+                            }
+                        }
+                    });
+                }
+                if record_windows.is_empty() {
+                    continue;
+                }
+                if record.designated_test {
+                    designated_test_windows.extend_from_slice(&record_windows);
                     continue;
                 }
                 let group = match &group_regex {
@@ -240,8 +319,19 @@ impl Dataset {
                         groups.len() as u32 - 1
                     }
                 };
-                add_to_group(&mut groups[group as usize], record.class, added);
-                window_group.extend(std::iter::repeat_n(group, added as usize));
+                if cover.is_some() {
+                    for window in &record_windows {
+                        add_to_group(&mut groups[group as usize], data.window_class(window), 1);
+                    }
+                } else {
+                    add_to_group(
+                        &mut groups[group as usize],
+                        record.class,
+                        record_windows.len() as u64,
+                    );
+                }
+                window_group.extend(std::iter::repeat_n(group, record_windows.len()));
+                windows.extend_from_slice(&record_windows);
             }
         }
         for group in &groups {
@@ -258,6 +348,9 @@ impl Dataset {
         splits[Split::Test.index()].extend(designated_test_windows);
         let duplicates = remove_duplicates(&data, &mut splits);
 
+        if let Some(qc) = &feature_qc {
+            check_feature_classes(&data, &splits, qc)?;
+        }
         check_every_split_has_every_class(
             &data,
             &splits,
@@ -266,7 +359,7 @@ impl Dataset {
             has_designated_test,
             &windowing,
         )?;
-        let report = build_report(&data, &splits, drops, &duplicates);
+        let report = build_report(&data, &splits, drops, &duplicates, feature_qc);
         Ok(Dataset {
             data,
             options: options.clone(),
@@ -285,7 +378,7 @@ impl Dataset {
 
     /// Index into `data.classes`.
     pub fn class_of(&self, window: &Window) -> u32 {
-        self.record(window).class
+        self.data.window_class(window)
     }
 
     /// The window's normalised bases.
@@ -314,6 +407,79 @@ fn check_block_option(options: &DatasetOptions, windowing: &Windowing) -> Result
         return Err(DatasetError::InvalidOption(format!(
             "--block ({block} bp) is shorter than one window ({shortest} bp); give a block of several windows"
         )));
+    }
+    Ok(())
+}
+
+/// `--label-by-feature` needs windows and a sensible overlap fraction.
+fn check_feature_options(
+    data: &LoadedData,
+    options: &DatasetOptions,
+    windowing: &Windowing,
+) -> Result<(), DatasetError> {
+    let Some(labels) = &data.feature_labels else {
+        return Ok(());
+    };
+    if windowing.window_bp.is_none() {
+        return Err(DatasetError::InvalidOption(format!(
+            "--label-by-feature {} labels windows, so it needs --window BP (e.g. --window 200 \
+             --stride 100): a whole genome would be one example with one label",
+            labels.keys.join(",")
+        )));
+    }
+    let overlap = options.min_feature_overlap;
+    if !(overlap > 0.0 && overlap <= 1.0) {
+        return Err(DatasetError::InvalidOption(format!(
+            "--min-feature-overlap must be above 0 and at most 1 (a fraction of the window), \
+             got {overlap}"
+        )));
+    }
+    Ok(())
+}
+
+/// Both feature classes have windows; otherwise says why not and what to change.
+fn check_feature_classes(
+    data: &LoadedData,
+    splits: &[Vec<Window>; 3],
+    qc: &FeatureLabelQc,
+) -> Result<(), DatasetError> {
+    let Some(labels) = &data.feature_labels else {
+        return Ok(());
+    };
+    for class in [labels.positive, labels.negative] {
+        let present = splits
+            .iter()
+            .flatten()
+            .any(|window| data.window_class(window) == class);
+        if present {
+            continue;
+        }
+        let keys = labels.keys.join(",");
+        let hint = if class == labels.positive {
+            format!(
+                "Use shorter windows, a lower --min-feature-overlap, or a feature key the records \
+                 have more of ({keys} covers {} of {} bp)",
+                qc.covered_bp, qc.record_bp
+            )
+        } else {
+            format!(
+                "The {keys} features cover (nearly) all of the sequence; use shorter windows, or \
+                 a key that leaves gaps between its features"
+            )
+        };
+        return Err(DatasetError::FeatureClassEmpty {
+            class: data.classes[class as usize].clone(),
+            keys,
+            records: qc.records,
+            windows: qc.windows_with_feature
+                + qc.windows_without_feature
+                + qc.windows_partial_dropped,
+            with_feature: qc.windows_with_feature,
+            without_feature: qc.windows_without_feature,
+            partial: qc.windows_partial_dropped,
+            min_overlap_percent: qc.min_overlap * 100.0,
+            hint,
+        });
     }
     Ok(())
 }
@@ -386,23 +552,34 @@ fn block_lengths(
     grouped_by_regex: bool,
     fractions: &SplitFractions,
 ) -> Vec<Option<u32>> {
+    // One entry per class, and a last one for the records labelled by their features (which
+    // hold windows of two classes).
     let class_count = data.classes.len();
     if let Some(block) = options.block_bp {
-        return vec![Some(block); class_count];
+        return vec![Some(block); class_count + 1];
     }
     let (Some(window), false) = (windowing.window_bp, grouped_by_regex) else {
-        return vec![None; class_count];
+        return vec![None; class_count + 1];
     };
-    let mut usable_records = vec![0u64; class_count];
-    let mut usable_bp = vec![0u64; class_count];
-    for record in &data.records {
+    let mut usable_records = vec![0u64; class_count + 1];
+    let mut usable_bp = vec![0u64; class_count + 1];
+    for (index, record) in data.records.iter().enumerate() {
         if !record.designated_test && record.len >= windowing.min_window_bp {
-            usable_records[record.class as usize] += 1;
-            usable_bp[record.class as usize] += record.len as u64;
+            let by_features = data
+                .feature_labels
+                .as_ref()
+                .is_some_and(|labels| labels.cover(index as u32).is_some());
+            let entry = if by_features {
+                class_count
+            } else {
+                record.class as usize
+            };
+            usable_records[entry] += 1;
+            usable_bp[entry] += record.len as u64;
         }
     }
     let needed = needed_groups(fractions);
-    (0..class_count)
+    (0..=class_count)
         .map(|class| {
             if usable_records[class] == 0 || usable_records[class] >= needed {
                 return None;
@@ -435,7 +612,7 @@ fn check_every_split_has_every_class(
     let mut counts = vec![[0u64; 3]; class_count];
     for (split, windows) in splits.iter().enumerate() {
         for window in windows {
-            counts[data.records[window.record as usize].class as usize][split] += 1;
+            counts[data.window_class(window) as usize][split] += 1;
         }
     }
     for (class, drop) in drops.iter().enumerate() {

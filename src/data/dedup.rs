@@ -38,14 +38,15 @@ pub fn remove_duplicates(data: &LoadedData, splits: &mut [Vec<Window>; 3]) -> Du
             let record = &data.records[window.record as usize];
             let start = record.offset as usize + window.start as usize;
             let bases = &data.bases[start..start + window.len as usize];
-            let class = record.class as usize;
+            let window_class = data.window_class(window);
+            let class = window_class as usize;
             match first_class.get(bases) {
                 None => {
-                    first_class.insert(bases, record.class);
+                    first_class.insert(bases, window_class);
                     true
                 }
                 Some(&earlier_class) => {
-                    if earlier_class != record.class {
+                    if earlier_class != window_class {
                         counts.conflicting_class[class][split_index] += 1;
                     }
                     if is_train {

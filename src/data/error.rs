@@ -141,6 +141,16 @@ pub enum DataError {
 
     #[error("{path} has no data rows; give a table with a header line and at least one row")]
     EmptyTable { path: PathBuf },
+
+    #[error("--label-by-feature {keys} labels the windows of GenBank records by their features, but none of the inputs is a GenBank file (LOCUS … ORIGIN … //); give .gb/.gbk files, or leave the option out")]
+    FeatureLabelsWithoutGenbank { keys: String },
+
+    #[error("no GenBank record in {files} has a {keys} feature, so no window can be labelled {keys}; the feature keys there are: {found}. Give one of them with --label-by-feature")]
+    FeatureKeyNotFound {
+        keys: String,
+        files: String,
+        found: String,
+    },
 }
 
 impl DataError {

@@ -57,7 +57,7 @@ pub(crate) fn finish_digest(
 
 /// The sha256 of a whole file, read on its own (used when hashing runs on a second thread),
 /// and the file's length.
-fn hash_whole_file(path: &Path) -> Result<(String, u64), DataError> {
+pub(crate) fn hash_whole_file(path: &Path) -> Result<(String, u64), DataError> {
     let mut file = open_input(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 18];
@@ -350,7 +350,7 @@ fn parse_error(
 }
 
 /// An I/O error while decoding: in a compressed file that means truncated or corrupt data.
-fn io_or_truncated(
+pub(crate) fn io_or_truncated(
     path: &Path,
     compressed: bool,
     detail: String,

@@ -11,10 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{describe_byte, DataError};
 use super::fastx::{read_fastx_file, record_id, RawRecord};
+use super::feature_label::{
+    feature_class_names, key_matches, parse_feature_keys, FeatureCover, FeatureLabelling,
+    RemotePartSkipped,
+};
+use super::genbank::{looks_like_genbank, read_genbank_file, GenbankRecord};
 use super::label::{compile_regex, ClassRegistry, HeaderLabelRule, HeaderLabeller};
 use super::normalize::normalize_into;
 use super::table::{read_table_file, TableInput, TableRow};
-use super::types::{InputFile, LoadedData, NormalizationCounts, Record};
+use super::types::{InputFile, InputFormat, LoadedData, NormalizationCounts, Record};
 
 /// Everything that says which data to read and how it is labelled. Saved in the dataset
 /// manifest, so a run can be repeated exactly.
@@ -34,6 +39,11 @@ pub struct LoadOptions {
     pub test_class_inputs: Vec<ClassInput>,
     /// `--test-regex REGEX`: records whose header matches form (part of) the test set.
     pub test_regex: Option<String>,
+    /// `--label-by-feature CDS,rRNA`: the windows of GenBank records are labelled `CDS+rRNA`
+    /// or `non_CDS+rRNA` by their overlap with features of these keys (the class a GenBank
+    /// file is given is then not used). Empty: off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub label_by_feature: Vec<String>,
 }
 
 /// `NAME=PATH` or `PATH` as given to `--class` / `--test-class`.
@@ -128,8 +138,16 @@ pub fn load_with_settings(
     mut on_progress: impl FnMut(LoadProgress),
 ) -> Result<LoadedData, DataError> {
     let plan = plan_inputs(options)?;
+    let feature_keys = if options.label_by_feature.is_empty() {
+        Vec::new()
+    } else {
+        parse_feature_keys(&options.label_by_feature.join(","))?
+    };
     let labeller = match (&options.header_label, options.header_labelled.is_empty()) {
         (Some(rule), false) => Some(HeaderLabeller::new(rule)?),
+        // GenBank inputs are labelled by their features; a FASTA file among them still
+        // needs a rule, which its first record reports.
+        (None, false) if !feature_keys.is_empty() => None,
         (None, false) => return Err(DataError::MissingHeaderLabelRule),
         (Some(_), true) => return Err(DataError::HeaderLabelRuleWithoutFiles),
         (None, true) => None,
@@ -145,6 +163,7 @@ pub fn load_with_settings(
         classes: ClassRegistry::default(),
         test_regex,
         test_regex_matches: 0,
+        feature_keys,
     };
     let files_total = plan.len();
     let bytes_total: u64 = plan
@@ -170,10 +189,14 @@ pub fn load_with_settings(
                 });
             }
         };
-        let class = planned
-            .class
-            .as_deref()
-            .map(|name| loader.classes.intern(name));
+        let genbank = matches!(planned.source, Source::Fasta) && looks_like_genbank(&planned.path)?;
+        let labelled_by_features = genbank && !loader.feature_keys.is_empty();
+        let class = match planned.class.as_deref() {
+            // Its windows are labelled by the features; the class given is not used.
+            Some(_) if labelled_by_features => None,
+            Some(name) => Some(loader.classes.intern(name)),
+            None => None,
+        };
         loader.ensure_counts();
         let file_number = file_index as u32;
         let mut file_stats = FileStats::default();
@@ -188,6 +211,32 @@ pub fn load_with_settings(
             advise_huge_pages(&loader.data.bases);
         }
         let (format, sha256) = match &planned.source {
+            Source::Fasta if genbank => {
+                let labeller = if class.is_none() {
+                    labeller.as_ref()
+                } else {
+                    None
+                };
+                let sha256 = read_genbank_file(
+                    &planned.path,
+                    &bytes_read,
+                    settings.hash_on_second_thread,
+                    |record| {
+                        let result = loader.add_genbank_record(
+                            &planned.path,
+                            file_number,
+                            class,
+                            labeller,
+                            planned.designated_test,
+                            record,
+                            &mut file_stats,
+                        );
+                        report(false, file_index);
+                        result
+                    },
+                )?;
+                (InputFormat::GenBank, sha256)
+            }
             Source::Fasta => {
                 let labeller = if class.is_none() {
                     labeller.as_ref()
@@ -415,8 +464,9 @@ fn expand(pattern: &str) -> Result<Vec<PathBuf>, DataError> {
 /// `enhancer.cv.txt` → `enhancer.cv`.
 pub fn default_class_name(path: &Path) -> String {
     const COMPRESSION: [&str; 6] = ["gz", "bgz", "bz2", "xz", "zst", "zstd"];
-    const FORMAT: [&str; 13] = [
-        "fa", "fasta", "fna", "ffn", "fas", "fsa", "seq", "fq", "fastq", "txt", "csv", "tsv", "frn",
+    const FORMAT: [&str; 17] = [
+        "fa", "fasta", "fna", "ffn", "fas", "fsa", "seq", "fq", "fastq", "txt", "csv", "tsv",
+        "frn", "gb", "gbk", "gbff", "genbank",
     ];
     let mut name = path
         .file_name()
@@ -437,6 +487,8 @@ struct Loader {
     classes: ClassRegistry,
     test_regex: Option<Regex>,
     test_regex_matches: u64,
+    /// `--label-by-feature` keys; empty: off.
+    feature_keys: Vec<String>,
 }
 
 impl Loader {
@@ -503,6 +555,116 @@ impl Loader {
             file_is_test,
             stats,
         )
+    }
+
+    /// A GenBank record: labelled by its features (`--label-by-feature`), else like a FASTA
+    /// record (the file's class, or its header's label).
+    #[allow(clippy::too_many_arguments)]
+    fn add_genbank_record(
+        &mut self,
+        path: &Path,
+        file: u32,
+        class: Option<u32>,
+        labeller: Option<&HeaderLabeller>,
+        file_is_test: bool,
+        record: GenbankRecord,
+        stats: &mut FileStats,
+    ) -> Result<(), DataError> {
+        let header = record.header();
+        let class = if !self.feature_keys.is_empty() {
+            self.feature_classes().0
+        } else {
+            match (class, labeller) {
+                (Some(class), _) => class,
+                (None, Some(labeller)) => match labeller.label(&header) {
+                    Ok(label) => {
+                        let class = self.classes.intern(label);
+                        self.ensure_counts();
+                        class
+                    }
+                    Err(problem) => {
+                        return Err(DataError::HeaderWithoutLabel {
+                            path: path.to_path_buf(),
+                            line: record.line,
+                            header,
+                            problem: problem.to_string(),
+                            records_matched: stats.records + stats.empty,
+                        })
+                    }
+                },
+                (None, None) => unreachable_class(path)?,
+            }
+        };
+        let offset = self.data.bases.len();
+        self.data.bases.extend_from_slice(&record.sequence);
+        add_counts(
+            &mut self.data.normalization[class as usize],
+            &record.normalization,
+        );
+        let records_before = self.data.records.len();
+        self.push_record(
+            path,
+            file,
+            class,
+            header,
+            record.line,
+            offset,
+            file_is_test,
+            stats,
+        )?;
+        if self.feature_keys.is_empty() {
+            return Ok(());
+        }
+        let record_index = records_before as u32;
+        let pushed = self.data.records.len() > records_before;
+        let keys = self.feature_keys.clone();
+        let labels = self
+            .data
+            .feature_labels
+            .as_mut()
+            .expect("feature classes are set up above");
+        let mut spans = Vec::new();
+        for feature in &record.features {
+            labels.count_key(&feature.key);
+            if !key_matches(&keys, &feature.key) {
+                continue;
+            }
+            labels.features_used += 1;
+            spans.extend_from_slice(&feature.spans);
+            for part in &feature.remote_parts {
+                labels.remote_parts_skipped.push(RemotePartSkipped {
+                    file: path.to_path_buf(),
+                    record: record.id().to_string(),
+                    line: feature.line,
+                    key: feature.key.clone(),
+                    part: part.clone(),
+                });
+            }
+        }
+        if pushed {
+            labels
+                .covers
+                .push((record_index, FeatureCover::new(&spans)));
+        }
+        Ok(())
+    }
+
+    /// The feature class and the `non_` class, registered on first use.
+    fn feature_classes(&mut self) -> (u32, u32) {
+        if let Some(labels) = &self.data.feature_labels {
+            return (labels.positive, labels.negative);
+        }
+        let (positive_name, negative_name) = feature_class_names(&self.feature_keys);
+        let positive = self.classes.intern(&positive_name);
+        let negative = self.classes.intern(&negative_name);
+        self.ensure_counts();
+        self.data.feature_labels = Some(FeatureLabelling {
+            keys: self.feature_keys.clone(),
+            positive,
+            negative,
+            ..FeatureLabelling::default()
+        });
+        (positive, negative)
     }
 
     fn add_table_row(
@@ -588,12 +750,20 @@ impl Loader {
         per_file: &[FileStats],
     ) -> Result<LoadedData, DataError> {
         self.ensure_counts();
+        self.check_feature_labels(plan)?;
         let mut per_class = vec![0u64; self.classes.names().len()];
         for record in &self.data.records {
             per_class[record.class as usize] += 1;
         }
+        let feature_classes = self
+            .data
+            .feature_labels
+            .as_ref()
+            .map(|labels| [labels.positive, labels.negative]);
         for (class, &count) in per_class.iter().enumerate() {
-            if count == 0 {
+            // Feature classes are judged per window, when the dataset is built.
+            let by_features = feature_classes.is_some_and(|c| c.contains(&(class as u32)));
+            if count == 0 && !by_features {
                 let name = &self.classes.names()[class];
                 let files: Vec<String> = plan
                     .iter()
@@ -631,6 +801,10 @@ impl Loader {
                     *class = remap[*class as usize];
                 }
             }
+            if let Some(labels) = &mut self.data.feature_labels {
+                labels.positive = remap[labels.positive as usize];
+                labels.negative = remap[labels.negative as usize];
+            }
             let mut counts = vec![NormalizationCounts::default(); remap.len()];
             for (old, c) in self.data.normalization.drain(..).enumerate() {
                 counts[remap[old] as usize] = c;
@@ -640,6 +814,51 @@ impl Loader {
         self.data.classes = self.classes.names().to_vec();
         Ok(self.data)
     }
+}
+
+impl Loader {
+    /// With `--label-by-feature`: some input is GenBank and has a feature of the keys.
+    fn check_feature_labels(&self, plan: &[PlannedFile]) -> Result<(), DataError> {
+        if self.feature_keys.is_empty() {
+            return Ok(());
+        }
+        let keys = self.feature_keys.join(",");
+        let Some(labels) = &self.data.feature_labels else {
+            return Err(DataError::FeatureLabelsWithoutGenbank { keys });
+        };
+        if labels.features_used > 0 {
+            return Ok(());
+        }
+        let files: Vec<String> = plan
+            .iter()
+            .zip(&self.data.files)
+            .filter(|(_, file)| file.format == InputFormat::GenBank)
+            .map(|(planned, _)| planned.path.display().to_string())
+            .collect();
+        let found = if labels.feature_counts.is_empty() {
+            "none (the records have no FEATURES table)".to_string()
+        } else {
+            labels
+                .feature_counts
+                .iter()
+                .map(|(key, count)| format!("{key} ({count})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(DataError::FeatureKeyNotFound {
+            keys,
+            files: files.join(", "),
+            found,
+        })
+    }
+}
+
+fn add_counts(total: &mut NormalizationCounts, more: &NormalizationCounts) {
+    total.ambiguous_to_n += more.ambiguous_to_n;
+    total.gaps_removed += more.gaps_removed;
+    total.u_to_t += more.u_to_t;
+    total.lowercase_bases += more.lowercase_bases;
+    total.empty_records += more.empty_records;
 }
 
 /// A FASTA file always has a class or a labeller (checked up front); reaching here would be
@@ -728,6 +947,8 @@ mod tests {
             ("enhancer.cv.txt", "enhancer.cv"),
             ("reads.fastq.zst", "reads"),
             ("genome.fna", "genome"),
+            ("ct.gbk.gz", "ct"),
+            ("NC_001422.genbank", "NC_001422"),
             ("plain", "plain"),
             (".fa", ".fa"),
         ] {

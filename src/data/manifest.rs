@@ -31,6 +31,18 @@ pub struct Manifest {
     pub counts: Vec<ClassCounts>,
     pub records: Vec<ManifestRecord>,
     pub windows: SplitWindows,
+    /// With `--label-by-feature`, where a window's class is not its record's: the class
+    /// (index into `classes`) of every window, in the order of `windows`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_classes: Option<SplitClasses>,
+}
+
+/// The class of each window, per split (parallel to [`SplitWindows`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitClasses {
+    pub train: Vec<u32>,
+    pub validation: Vec<u32>,
+    pub test: Vec<u32>,
 }
 
 /// Windows per split of one class.
@@ -118,6 +130,18 @@ impl Manifest {
                 len: record.len,
             })
             .collect();
+        let classes_of = |split: Split| -> Vec<u32> {
+            dataset
+                .windows(split)
+                .iter()
+                .map(|w| dataset.class_of(w))
+                .collect()
+        };
+        let window_classes = data.feature_labels.as_ref().map(|_| SplitClasses {
+            train: classes_of(Split::Train),
+            validation: classes_of(Split::Validation),
+            test: classes_of(Split::Test),
+        });
         Manifest {
             manifest_version: MANIFEST_VERSION,
             dnatune_version: crate::VERSION.to_string(),
@@ -132,6 +156,7 @@ impl Manifest {
                 validation: triples(Split::Validation),
                 test: triples(Split::Test),
             },
+            window_classes,
         }
     }
 
@@ -198,7 +223,10 @@ impl Manifest {
         }
         let dataset = Dataset::build(data, &self.dataset_options)?;
         let rebuilt = Manifest::new(&dataset, &self.load_options);
-        if rebuilt.records != self.records || rebuilt.windows != self.windows {
+        if rebuilt.records != self.records
+            || rebuilt.windows != self.windows
+            || rebuilt.window_classes != self.window_classes
+        {
             let differing = SPLITS
                 .iter()
                 .find(|&&split| rebuilt.windows.get(split) != self.windows.get(split))

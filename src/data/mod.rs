@@ -2,6 +2,8 @@
 
 mod error;
 mod fastx;
+pub mod feature_label;
+pub mod genbank;
 mod label;
 mod load;
 pub mod normalize;
@@ -19,6 +21,8 @@ pub mod window;
 
 pub use dataset::{Dataset, DatasetError, DatasetOptions};
 pub use error::DataError;
+pub use feature_label::{FeatureLabelling, DEFAULT_MIN_FEATURE_OVERLAP};
+pub use genbank::{read_genbank, Feature, GenbankRecord, Span};
 pub use label::HeaderLabelRule;
 pub use load::{
     default_class_name, load, load_with_progress, load_with_settings, ClassInput, LoadOptions,

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::dedup::DuplicateCounts;
+use super::feature_label::{FeatureLabelling, RemotePartSkipped};
 use super::split::SPLITS;
 use super::{LoadedData, NormalizationCounts, Split, Window};
 
@@ -78,6 +79,57 @@ pub struct ClassDrops {
     pub normalization: NormalizationCounts,
 }
 
+/// What labelling windows by GenBank features did (`--label-by-feature`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FeatureLabelQc {
+    pub keys: Vec<String>,
+    /// The class of windows in the features, and of windows outside them.
+    pub feature_class: String,
+    pub other_class: String,
+    pub min_overlap: f64,
+    /// GenBank records labelled by their features, and their bases.
+    pub records: u64,
+    pub record_bp: u64,
+    pub records_designated_test: u64,
+    /// Records shorter than the minimum window.
+    pub records_too_short: u64,
+    /// Features with one of the keys, and the bases they cover (union, either strand).
+    pub features_used: u64,
+    pub covered_bp: u64,
+    /// Windows labelled with the feature class / the `non_` class, before duplicate removal.
+    pub windows_with_feature: u64,
+    pub windows_without_feature: u64,
+    /// Windows that overlap the features, but by less than `min_overlap`: dropped.
+    pub windows_partial_dropped: u64,
+    pub windows_too_many_n: u64,
+    pub windows_crossing_block_border: u64,
+    /// Block length when these records were cut into blocks.
+    pub block_bp: Option<u32>,
+    /// Every feature key in the GenBank inputs with its count.
+    pub feature_counts: Vec<(String, u64)>,
+    /// Location parts on other records (`J00194.1:100..202`), which were skipped.
+    pub remote_parts_skipped: Vec<RemotePartSkipped>,
+}
+
+impl FeatureLabelQc {
+    pub(crate) fn new(
+        labels: &FeatureLabelling,
+        min_overlap: f64,
+        block_bp: Option<u32>,
+    ) -> FeatureLabelQc {
+        FeatureLabelQc {
+            keys: labels.keys.clone(),
+            min_overlap,
+            features_used: labels.features_used,
+            covered_bp: labels.covers.iter().map(|(_, c)| c.total_bp()).sum(),
+            block_bp,
+            feature_counts: labels.feature_counts.clone(),
+            remote_parts_skipped: labels.remote_parts_skipped.clone(),
+            ..FeatureLabelQc::default()
+        }
+    }
+}
+
 /// The composition-shortcut check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompositionCheck {
@@ -95,6 +147,9 @@ pub struct QcReport {
     /// Class-major, splits in train / validation / test order.
     pub splits: Vec<ClassSplitQc>,
     pub classes_before_split: Vec<ClassDrops>,
+    /// With `--label-by-feature`: how the GenBank records' windows were labelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_labels: Option<FeatureLabelQc>,
     pub composition: CompositionCheck,
 }
 
@@ -127,7 +182,12 @@ pub fn build_report(
     splits: &[Vec<Window>; 3],
     classes_before_split: Vec<ClassDrops>,
     duplicates: &DuplicateCounts,
+    mut feature_labels: Option<FeatureLabelQc>,
 ) -> QcReport {
+    if let (Some(qc), Some(labels)) = (&mut feature_labels, &data.feature_labels) {
+        qc.feature_class = data.classes[labels.positive as usize].clone();
+        qc.other_class = data.classes[labels.negative as usize].clone();
+    }
     let class_count = data.classes.len();
     let gc_per_split: Vec<Vec<Option<f64>>> = splits
         .iter()
@@ -147,7 +207,7 @@ pub fn build_report(
             let mut gcs = Vec::new();
             let mut n_bases = 0u64;
             for (window, gc) in splits[split_index].iter().zip(&gc_per_split[split_index]) {
-                if data.records[window.record as usize].class as usize != class {
+                if data.window_class(window) as usize != class {
                     continue;
                 }
                 window_lens.push(window.len);
@@ -200,6 +260,7 @@ pub fn build_report(
         classes: data.classes.clone(),
         splits: rows,
         classes_before_split,
+        feature_labels,
         composition,
     }
 }
@@ -352,7 +413,7 @@ fn composition_check(
         splits[split]
             .iter()
             .zip(&gc_per_split[split])
-            .filter_map(|(w, gc)| gc.map(|gc| (gc, data.records[w.record as usize].class)))
+            .filter_map(|(w, gc)| gc.map(|gc| (gc, data.window_class(w))))
             .collect()
     };
     let none = CompositionCheck {
@@ -479,6 +540,9 @@ impl fmt::Display for QcReport {
                 thousands(norm.empty_records),
             )?;
         }
+        if let Some(labels) = &self.feature_labels {
+            write_feature_labels(f, labels)?;
+        }
         let kept: u64 = self.splits.iter().map(|r| r.duplicates_kept_in_train).sum();
         let other_class: u64 = self
             .splits
@@ -511,6 +575,88 @@ impl fmt::Display for QcReport {
         }
         Ok(())
     }
+}
+
+/// Remote location parts listed in the text report; the JSON report has them all.
+const REMOTE_PARTS_SHOWN: usize = 5;
+
+fn write_feature_labels(f: &mut fmt::Formatter<'_>, labels: &FeatureLabelQc) -> fmt::Result {
+    let keys = labels.keys.join(",");
+    let percent = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 * 100.0 / whole as f64
+        }
+    };
+    let blocks = labels.block_bp.map_or(String::new(), |bp| {
+        format!(", cut into {} bp blocks", thousands(bp as u64))
+    });
+    writeln!(
+        f,
+        "labels from features {keys}: {} GenBank records ({} bp{blocks}; {} designated test), {} \
+         {keys} features covering {} bp ({:.1}%, either strand); windows: {} {} (at least {}% in \
+         a feature), {} {} (no base in one), {} dropped with a partial overlap below {}%; also \
+         dropped: {} records shorter than the minimum window, {} windows with too many N, {} \
+         windows crossing a block border",
+        thousands(labels.records),
+        thousands(labels.record_bp),
+        thousands(labels.records_designated_test),
+        thousands(labels.features_used),
+        thousands(labels.covered_bp),
+        percent(labels.covered_bp, labels.record_bp),
+        thousands(labels.windows_with_feature),
+        labels.feature_class,
+        labels.min_overlap * 100.0,
+        thousands(labels.windows_without_feature),
+        labels.other_class,
+        thousands(labels.windows_partial_dropped),
+        labels.min_overlap * 100.0,
+        thousands(labels.records_too_short),
+        thousands(labels.windows_too_many_n),
+        thousands(labels.windows_crossing_block_border),
+    )?;
+    let found: Vec<String> = labels
+        .feature_counts
+        .iter()
+        .map(|(key, count)| format!("{key} {}", thousands(*count)))
+        .collect();
+    writeln!(
+        f,
+        "feature keys in the GenBank inputs: {}",
+        found.join(", ")
+    )?;
+    let skipped = &labels.remote_parts_skipped;
+    if !skipped.is_empty() {
+        let shown: Vec<String> = skipped
+            .iter()
+            .take(REMOTE_PARTS_SHOWN)
+            .map(|part| {
+                format!(
+                    "{}, record '{}', line {}: {} {}",
+                    part.file.display(),
+                    part.record,
+                    part.line,
+                    part.key,
+                    part.part
+                )
+            })
+            .collect();
+        let more = skipped.len().saturating_sub(REMOTE_PARTS_SHOWN);
+        writeln!(
+            f,
+            "WARNING: {} location parts of {keys} features lie on other records and were skipped \
+             (only this record's own parts label its windows): {}{}",
+            thousands(skipped.len() as u64),
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} more (all are listed in --json)")
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Unlabelled sequences for inference (`embed`, later `predict`): every record of a FASTA/FASTQ
-//! file, or every non-blank line of a plain-text file, in input order, normalised like training
+//! or GenBank file, or every non-blank line of a plain-text file, in input order, normalised like training
 //! data. Nothing is filtered or de-duplicated: one output row per input record.
 
 use std::io::Read;
@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::error::{describe_byte, DataError};
 use super::fastx::{decompress, open_input, read_fastx_file, record_id};
+use super::genbank::{read_genbank, starts_like_genbank};
 use super::normalize::normalize_into;
 use super::types::NormalizationCounts;
 
@@ -20,6 +21,7 @@ pub struct SequenceRecord {
 }
 
 /// Reads `path`: FASTA/FASTQ (any supported compression) when it starts with `>` or `@`,
+/// GenBank when it starts with `LOCUS` (ids as [`super::GenbankRecord::id`] gives them),
 /// otherwise one sequence per line (blank lines ignored).
 pub fn read_sequences(path: &Path) -> Result<Vec<SequenceRecord>, DataError> {
     let mut text = Vec::new();
@@ -29,6 +31,15 @@ pub fn read_sequences(path: &Path) -> Result<Vec<SequenceRecord>, DataError> {
         // Only the start is needed to tell FASTA/FASTQ from plain lines.
         let mut head = [0u8; 4096];
         let n = read_up_to(&mut decoded, &mut head).map_err(|e| DataError::io(path, e))?;
+        if starts_like_genbank(&head[..n]) {
+            return Ok(read_genbank(path)?
+                .into_iter()
+                .map(|record| SequenceRecord {
+                    id: record.id().to_string(),
+                    bases: record.sequence,
+                })
+                .collect());
+        }
         let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
         match first {
             None => {

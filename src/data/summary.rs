@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::{describe_byte, DataError};
 use super::fastx::{decompress, open_input, read_fastx_file, record_id};
+use super::genbank::{looks_like_genbank, read_genbank_file};
 use super::label::{HeaderLabelRule, HeaderLabeller};
 use super::normalize::normalize_into;
 use super::table::{read_table_file, TableInput};
@@ -36,6 +37,8 @@ pub struct FileSummary {
     pub headers: Vec<String>,
     /// Tables: each label with its number of rows, in order of first appearance.
     pub labels: Vec<(String, u64)>,
+    /// GenBank: each feature key with its number of features, in order of first appearance.
+    pub features: Vec<(String, u64)>,
 }
 
 impl FileSummary {
@@ -61,6 +64,18 @@ impl FileSummary {
     fn add_header(&mut self, header: &str) {
         if self.headers.len() < HEADER_SAMPLE {
             self.headers.push(header.to_string());
+        }
+    }
+
+    /// True for GenBank files, whose windows can be labelled by their features.
+    pub fn is_genbank(&self) -> bool {
+        self.format == Some(InputFormat::GenBank)
+    }
+
+    fn add_feature(&mut self, key: &str) {
+        match self.features.iter_mut().find(|(name, _)| name == key) {
+            Some((_, count)) => *count += 1,
+            None => self.features.push((key.to_string(), 1)),
         }
     }
 
@@ -110,6 +125,9 @@ pub fn looks_like_table(path: &Path) -> Result<bool, DataError> {
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(text.len());
+    if super::genbank::starts_like_genbank(text) {
+        return Ok(false);
+    }
     let first_line = text[start..].split(|&b| b == b'\n').next().unwrap_or(&[]);
     Ok(match first_line.first() {
         None | Some(b'>') | Some(b'@') => false,
@@ -117,7 +135,7 @@ pub fn looks_like_table(path: &Path) -> Result<bool, DataError> {
     })
 }
 
-/// Reads `path` (FASTA/FASTQ or a table, any supported compression) and summarises it.
+/// Reads `path` (FASTA/FASTQ, GenBank or a table, any supported compression) and summarises it.
 /// `on_progress(bytes_read, bytes_total)` is called about every MB; when `stop()` turns true
 /// the read ends early and the result is `Ok(None)`.
 pub fn summarize_file(
@@ -167,6 +185,16 @@ pub fn summarize_file(
             summary.add_label(row.label);
             check(&mut stopped)
         })
+    } else if looks_like_genbank(path)? {
+        read_genbank_file(path, &bytes_read, false, |record| {
+            summary.add_length(record.sequence.len() as u64);
+            summary.add_header(&record.header());
+            for feature in &record.features {
+                summary.add_feature(&feature.key);
+            }
+            check(&mut stopped)
+        })
+        .map(|sha256| (InputFormat::GenBank, sha256))
     } else {
         read_fastx_file(path, &bytes_read, false, |raw| {
             bases.clear();

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::feature_label::FeatureLabelling;
+
 /// The on-disk layout of one input file, detected from its content (and, for tables, its header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -15,6 +17,9 @@ pub enum InputFormat {
     Table,
     /// DNABERT-1 fine-tuning TSV: space-separated overlapping k-mers, then a label.
     KmerTable,
+    /// GenBank flat file (`LOCUS` … `ORIGIN` … `//`), with its feature table.
+    #[serde(rename = "genbank")]
+    GenBank,
 }
 
 /// One input file as read.
@@ -80,6 +85,9 @@ pub struct LoadedData {
     pub bases: Vec<u8>,
     /// Per class, indexed like `classes`.
     pub normalization: Vec<NormalizationCounts>,
+    /// With `--label-by-feature`: the GenBank records whose windows are labelled by their
+    /// features, and what their features cover.
+    pub feature_labels: Option<FeatureLabelling>,
 }
 
 impl LoadedData {
@@ -87,6 +95,23 @@ impl LoadedData {
     pub fn sequence(&self, record: &Record) -> &[u8] {
         let start = record.offset as usize;
         &self.bases[start..start + record.len as usize]
+    }
+
+    /// The class of `window`: its record's, or for a record labelled by its features, the
+    /// feature class when the window overlaps a chosen feature and the `non_` class when not
+    /// (windows with too little overlap never reach a dataset).
+    pub fn window_class(&self, window: &Window) -> u32 {
+        if let Some(labels) = &self.feature_labels {
+            if let Some(cover) = labels.cover(window.record) {
+                let end = window.start.saturating_add(window.len);
+                return if cover.covered_bp(window.start, end) > 0 {
+                    labels.positive
+                } else {
+                    labels.negative
+                };
+            }
+        }
+        self.records[window.record as usize].class
     }
 }
 

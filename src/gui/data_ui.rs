@@ -12,6 +12,7 @@ use std::time::Duration;
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
+use crate::data::feature_label::{feature_class_names, key_matches, parse_feature_keys};
 use crate::data::summary::{
     named_like_table, preview_header_labels, summarize_file, FileSummary, HeaderLabelPreview,
     HEADER_SAMPLE,
@@ -55,6 +56,17 @@ pub struct DataSettings {
     pub header_rule: String,
     /// The user set the windowing; suggestions from the model no longer change it.
     pub window_chosen: bool,
+    /// Windows of GenBank files labelled by their features (the overlap fraction is
+    /// [`DatasetOptions::min_feature_overlap`]).
+    pub feature_labels: FeatureLabelSettings,
+}
+
+/// "Label windows by feature": the feature keys (`CDS`, or `CDS,rRNA`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FeatureLabelSettings {
+    pub enabled: bool,
+    pub keys: String,
 }
 
 /// What a file's background read has found so far.
@@ -220,6 +232,10 @@ impl DataPanel {
         }
         let mut options = LoadOptions::default();
         let mut classes = BTreeSet::new();
+        let by_features = self.settings.feature_labels.enabled;
+        if by_features {
+            options.label_by_feature = self.feature_keys()?;
+        }
         // False while a table's or a header-labelled file's labels are not known yet.
         let mut classes_known = true;
         for file in &self.settings.files {
@@ -241,6 +257,9 @@ impl DataPanel {
                     path,
                     ..TableInput::default()
                 });
+            } else if by_features && self.is_genbank(&file.path) {
+                // Labelled by its features: the class name is not used.
+                options.class_inputs.push(ClassInput { class: None, path });
             } else if self.settings.labelling == Labelling::FromHeaders {
                 options.header_labelled.push(path);
             } else {
@@ -276,6 +295,12 @@ impl DataPanel {
             }
             options.header_label = Some(rule);
         }
+        if by_features {
+            self.check_feature_labels(&options.label_by_feature)?;
+            let (positive, negative) = feature_class_names(&options.label_by_feature);
+            classes.insert(positive);
+            classes.insert(negative);
+        }
         if classes_known && classes.len() < 2 {
             return Err("give the files at least two different classes (step 1)".into());
         }
@@ -289,8 +314,8 @@ impl DataPanel {
         self.start_reads(&ctx);
         ui.heading("1 · Data");
         ui.label(
-            "Drop FASTA, FASTQ or CSV/TSV files (plain or compressed) anywhere on this window, \
-             or add them here.",
+            "Drop FASTA, FASTQ, GenBank or CSV/TSV files (plain or compressed) anywhere on this \
+             window, or add them here.",
         );
         self.add_files_ui(ui, dialogs);
         ui.separator();
@@ -298,6 +323,9 @@ impl DataPanel {
         self.files_ui(ui);
         if self.settings.labelling == Labelling::FromHeaders {
             self.header_rule_ui(ui);
+        }
+        if self.settings.feature_labels.enabled || self.has_genbank() {
+            self.feature_labels_ui(ui);
         }
         ui.separator();
         egui::CollapsingHeader::new("Windows and split")
@@ -359,6 +387,12 @@ impl DataPanel {
         }
         let known_classes = self.known_classes();
         let labelling = self.settings.labelling;
+        let feature_classes = self
+            .settings
+            .feature_labels
+            .enabled
+            .then(|| parse_feature_keys(&self.settings.feature_labels.keys).ok())
+            .map(|keys| keys.map(|keys| feature_class_names(&keys)));
         let mut remove = None;
         // Fixed column widths instead of a Grid: a row changes size when its file has been
         // read, and a Grid would then need an extra frame to re-measure every column.
@@ -380,8 +414,16 @@ impl DataPanel {
                     Some(Scan::Done(summary)) => summary.is_table(),
                     _ => named_like_table(&file.path),
                 };
+                let is_genbank = matches!(scan, Some(Scan::Done(summary)) if summary.is_genbank());
                 cell_ui(ui, LABELS_WIDTH, |ui| {
-                    if is_table {
+                    if is_genbank && feature_classes.is_some() {
+                        match feature_classes.as_ref().and_then(Option::as_ref) {
+                            Some((positive, negative)) => {
+                                ui.weak(format!("windows: {positive} / {negative}"))
+                            }
+                            None => ui.weak("windows: by feature"),
+                        };
+                    } else if is_table {
                         table_labels_ui(ui, scan);
                     } else if labelling == Labelling::FromHeaders {
                         ui.weak("from each header");
@@ -481,6 +523,82 @@ impl DataPanel {
                     );
                 }
             }
+        }
+    }
+
+    /// "Label windows by feature": the feature key (typed, or picked from the keys the GenBank
+    /// files hold, with their counts) and the overlap a window needs.
+    fn feature_labels_ui(&mut self, ui: &mut egui::Ui) {
+        ui.add_space(6.0);
+        let found = self.feature_keys_found();
+        let settings = &mut self.settings.feature_labels;
+        ui.checkbox(&mut settings.enabled, "Label windows by feature")
+            .on_hover_text(
+                "Cut GenBank records into windows and label each by the features it overlaps, \
+                 e.g. coding (CDS) vs non-coding",
+            );
+        if !settings.enabled {
+            return;
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Feature key:");
+            ui.add(
+                egui::TextEdit::singleline(&mut settings.keys)
+                    .hint_text("CDS   or   CDS,rRNA")
+                    .desired_width(160.0),
+            )
+            .labelled_by(label.id);
+            if !found.is_empty() {
+                let label = ui.label("Keys in the files:");
+                egui::ComboBox::from_id_salt("feature_keys")
+                    .selected_text("pick…")
+                    .show_ui(ui, |ui| {
+                        for (key, count) in &found {
+                            let text = format!("{key} ({})", thousands(*count));
+                            if ui.selectable_label(settings.keys == *key, text).clicked() {
+                                settings.keys = key.clone();
+                            }
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id)
+                    .on_hover_text("The feature keys of the GenBank files, with their counts");
+            }
+        });
+        ui.horizontal(|ui| {
+            let label = ui.label("Share of the window in the feature:");
+            ui.add(
+                egui::DragValue::new(&mut self.settings.dataset.min_feature_overlap)
+                    .range(0.01..=1.0)
+                    .speed(0.01)
+                    .fixed_decimals(2),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("At least this fraction of a window must lie in the features");
+        });
+        let keys = parse_feature_keys(&self.settings.feature_labels.keys)
+            .map(|keys| feature_class_names(&keys));
+        let percent = self.settings.dataset.min_feature_overlap * 100.0;
+        match keys {
+            Ok((positive, negative)) => {
+                ui.weak(format!(
+                    "A window is {positive} when at least {percent:.0}% of it lies in such \
+                     features (on either strand), {negative} when none of it does; windows in \
+                     between are left out and counted in the quality check."
+                ));
+            }
+            Err(_) => {
+                ui.weak("Type a feature key, or pick one of the keys in the files.");
+            }
+        }
+        if self.settings.dataset.window.window_bp.is_none() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "Labelling by feature needs windows: choose Windows under “Windows and split”.",
+            );
+        }
+        if let Err(message) = self.check_feature_labels(&self.feature_keys().unwrap_or_default()) {
+            ui.colored_label(ui.visuals().error_fg_color, message);
         }
     }
 
@@ -854,6 +972,72 @@ impl DataPanel {
         Ok(rule)
     }
 
+    fn is_genbank(&self, path: &Path) -> bool {
+        matches!(self.scans.get(path), Some(Scan::Done(summary)) if summary.is_genbank())
+    }
+
+    fn has_genbank(&self) -> bool {
+        self.settings.files.iter().any(|f| self.is_genbank(&f.path))
+    }
+
+    /// Every feature key of the GenBank files read so far, with its count, most common first.
+    fn feature_keys_found(&self) -> Vec<(String, u64)> {
+        let mut found: Vec<(String, u64)> = Vec::new();
+        for file in &self.settings.files {
+            if let Some(Scan::Done(summary)) = self.scans.get(&file.path) {
+                for (key, count) in &summary.features {
+                    match found.iter_mut().find(|(k, _)| k == key) {
+                        Some((_, total)) => *total += count,
+                        None => found.push((key.clone(), *count)),
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        found
+    }
+
+    /// The feature keys typed, or why they cannot be used.
+    fn feature_keys(&self) -> Result<Vec<String>, String> {
+        let text = self.settings.feature_labels.keys.trim();
+        if text.is_empty() {
+            return Err("give the feature key that labels the windows, e.g. CDS (step 1)".into());
+        }
+        parse_feature_keys(text).map_err(|err| format!("{err} (step 1)"))
+    }
+
+    /// Labelling by feature needs windows and a key that some GenBank file read so far has.
+    fn check_feature_labels(&self, keys: &[String]) -> Result<(), String> {
+        if self.settings.dataset.window.window_bp.is_none() {
+            return Err(
+                "labelling windows by feature needs windows: choose Windows (step 1)".into(),
+            );
+        }
+        let found = self.feature_keys_found();
+        let all_read = self.settings.files.iter().all(|f| {
+            matches!(
+                self.scans.get(&f.path),
+                Some(Scan::Done(_) | Scan::Failed(_))
+            )
+        });
+        if !keys.is_empty() && all_read && !found.iter().any(|(key, _)| key_matches(keys, key)) {
+            let listed: Vec<String> = found
+                .iter()
+                .map(|(key, count)| format!("{key} ({count})"))
+                .collect();
+            return Err(format!(
+                "no GenBank file has a {} feature; the keys in the files: {} (step 1)",
+                keys.join(","),
+                if listed.is_empty() {
+                    "none".to_string()
+                } else {
+                    listed.join(", ")
+                }
+            ));
+        }
+        Ok(())
+    }
+
     fn is_table(&self, path: &Path) -> bool {
         match self.scans.get(path) {
             Some(Scan::Done(summary)) => summary.is_table(),
@@ -979,6 +1163,13 @@ fn contents_ui(ui: &mut egui::Ui, scan: Option<&Scan>) {
                         thousands(longest)
                     ));
                 }
+            }
+            if summary.is_genbank() {
+                let features: u64 = summary.features.iter().map(|(_, n)| n).sum();
+                text.push_str(&format!(
+                    "; GenBank, {}",
+                    count(features, "feature", "features")
+                ));
             }
             if summary.empty_records > 0 {
                 text.push_str(&format!(
