@@ -246,24 +246,42 @@ impl LoraMode {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
     }
 
+    /// Dropout for a tensor on a GPU: a 0/1 byte mask drawn on all CPU cores from one seed of
+    /// this generator (so checkpointing replays it and it needs no GPU random-number library),
+    /// copied to the device as bytes — a quarter of an f32 mask — and scaled there.
+    fn device_dropout(&self, x: &Tensor, p: f64, keep_scale: f32) -> candle_core::Result<Tensor> {
+        use rayon::prelude::*;
+        const CHUNK: usize = 1 << 16;
+        let seed = self
+            .rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .next_u64();
+        // Keep with probability 1 − p, at 16-bit resolution.
+        let threshold = (p * 65536.0).round() as u64;
+        let mut mask = vec![0u8; x.elem_count()];
+        mask.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(chunk, bytes)| {
+                let mut rng =
+                    SeededRng::new(seed ^ (chunk as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                for quad in bytes.chunks_mut(4) {
+                    let bits = rng.next_u64();
+                    for (i, byte) in quad.iter_mut().enumerate() {
+                        *byte = u8::from((bits >> (16 * i)) & 0xFFFF >= threshold);
+                    }
+                }
+            });
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+        x.mul(&(mask.to_dtype(x.dtype())? * f64::from(keep_scale))?)
+    }
+
     /// Inverted dropout as in PyTorch: zero with probability `p`, scale the rest by 1/(1-p).
     /// Applies whatever the mode; callers check [`Self::is_training`].
     pub fn dropout(&self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
         let keep_scale = (1.0 / (1.0 - p)) as f32;
         if !x.device().is_cpu() {
-            // On a GPU the mask is drawn there: generating and copying millions of values per
-            // adapter and step on the CPU would dominate the step. The device generator is
-            // re-seeded from this generator, so the masks still follow the run's seed and
-            // gradient checkpointing replays them.
-            let seed = self
-                .rng
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .next_u64();
-            x.device().set_seed(seed)?;
-            let uniform = Tensor::rand(0f32, 1f32, x.shape(), x.device())?;
-            let mask = (uniform.ge(p)?.to_dtype(DType::F32)? * f64::from(keep_scale))?;
-            return x.mul(&mask.to_dtype(x.dtype())?);
+            return self.device_dropout(x, p, keep_scale);
         }
         let count = x.elem_count();
         let mask: Vec<f32> = {
@@ -564,5 +582,36 @@ mod tests {
             err.contains("bert.encoder.layer.N.attention.self.query"),
             "{err}"
         );
+    }
+
+    /// The GPU dropout path (run here on a CPU tensor): the right share is kept and scaled,
+    /// and replaying the generator state replays the mask.
+    #[test]
+    fn gpu_dropout_masks_keep_one_minus_p_and_replay() {
+        let mode = LoraMode::new(5);
+        let x = Tensor::ones((300, 1000), DType::F32, &Device::Cpu).unwrap();
+        let state = mode.rng_state();
+        let a = mode.device_dropout(&x, 0.1, 1.0 / 0.9).unwrap();
+        mode.set_rng_state(state);
+        let b = mode.device_dropout(&x, 0.1, 1.0 / 0.9).unwrap();
+        let c = mode.device_dropout(&x, 0.1, 1.0 / 0.9).unwrap();
+        let values: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+        let kept = values.iter().filter(|&&v| v > 0.0).count() as f64 / values.len() as f64;
+        assert!((kept - 0.9).abs() < 0.002, "kept {kept}");
+        assert!(values
+            .iter()
+            .all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-6));
+        let diff = |u: &Tensor, v: &Tensor| {
+            (u - v)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert_eq!(diff(&a, &b), 0.0, "the replayed mask differs");
+        assert!(diff(&a, &c) > 0.0, "the next mask repeats the last");
     }
 }
