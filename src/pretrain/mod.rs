@@ -231,8 +231,9 @@ pub enum PretrainError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// The device could not be had, and the like (boxed: a large error).
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Train(Box<TrainError>),
     #[error("cannot resume from {path}: {message}")]
     Resume { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
@@ -242,6 +243,12 @@ pub enum PretrainError {
     },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<TrainError> for PretrainError {
+    fn from(err: TrainError) -> Self {
+        Self::Train(Box::new(err))
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PretrainError + '_ {
