@@ -144,3 +144,60 @@ fn invalid_character_names_the_record() {
     assert!(stderr.contains('X'), "{stderr}");
     assert!(!out.exists(), "no output file on error");
 }
+
+/// `--mlm-logits` writes the MLM head's logits for every token; at the reference's unmasked
+/// position (row 0, token 1) they are the reference logits, for every family.
+#[test]
+fn mlm_logits_match_the_reference_head_for_every_family() {
+    let Some(fixtures) = golden::fixtures_dir("mlm_logits_match_the_reference_head") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for family in FAMILIES {
+        let dir = fixtures.join(family);
+        let dna = golden_dna(&dir);
+        let input = tmp.path().join(format!("{family}.fa"));
+        std::fs::write(&input, format!(">row0\n{}\n>row2\n{}\n", dna[0], dna[2])).expect("write");
+        let out = tmp.path().join(format!("{family}.safetensors"));
+        let output = Command::new(env!("CARGO_BIN_EXE_dnatune"))
+            .args(["embed", "--mlm-logits", "--device", "cpu", "--model"])
+            .arg(dir.join("model"))
+            .arg("--input")
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run dnatune embed");
+        assert!(
+            output.status.success(),
+            "{family}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let ours = candle_core::safetensors::load(&out, &Device::Cpu).expect("output");
+        let logits = &ours["mlm_logits"];
+        let golden = golden::Golden::open(&dir.join("golden.safetensors"));
+        let expected = golden.get("mlm_logits").i(0).expect("row 0");
+        let (rows, _, vocab) = logits.dims3().expect("[n, tokens, vocab]");
+        assert_eq!(
+            (rows, vocab),
+            (2, expected.dims1().expect("vocab")),
+            "{family}"
+        );
+        golden::assert_close(
+            &format!("{family} mlm_logits[0, 1]"),
+            &logits.i((0, 1)).expect("row 0 token 1"),
+            &expected,
+            1e-4,
+        );
+        // Padding positions of the shorter row are zero.
+        let mask = ours["attention_mask"].to_dtype(DType::F32).expect("mask");
+        let padded = logits
+            .broadcast_mul(&(1.0 - mask).expect("inverse").unsqueeze(2).expect("dims"))
+            .expect("mul")
+            .abs()
+            .and_then(|t| t.sum_all())
+            .and_then(|t| t.to_scalar::<f32>())
+            .expect("sum");
+        assert_eq!(padded, 0.0, "{family}: padding logits are not zero");
+    }
+}

@@ -51,6 +51,10 @@ pub struct EmbedArgs {
     /// Where to run: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Also write the masked-language-model head's logits `mlm_logits` `[n, tokens, vocab]`
+    /// (right-padded with zeros), e.g. to compare a model with `transformers`.
+    #[arg(long)]
+    pub mlm_logits: bool,
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
@@ -84,7 +88,17 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| tokenizer.model_max_length())
         );
     }
-    write_atomically(&args.out, output.embeddings, output.attention_mask)?;
+    let mut tensors = vec![
+        ("embeddings".to_string(), output.embeddings),
+        ("attention_mask".to_string(), output.attention_mask),
+    ];
+    if args.mlm_logits {
+        tensors.push((
+            "mlm_logits".to_string(),
+            mlm_logits(&dir, &tokenizer, &sequences, &args, &device)?,
+        ));
+    }
+    write_atomically(&args.out, tensors)?;
     eprintln!(
         "wrote {} embeddings ({:?} pooling) to {}",
         sequences.len(),
@@ -206,14 +220,54 @@ fn covered_bp(encoding: &Encoding) -> usize {
         .unwrap_or(0)
 }
 
-fn write_atomically(path: &Path, embeddings: Tensor, attention_mask: Tensor) -> anyhow::Result<()> {
+/// The MLM head's logits for every token of every sequence, right-padded with zeros to the
+/// longest.
+fn mlm_logits(
+    dir: &Path,
+    tokenizer: &Tokenizer,
+    sequences: &[String],
+    args: &EmbedArgs,
+    device: &candle_core::Device,
+) -> anyhow::Result<Tensor> {
+    let model = crate::pretrain::model::MaskedLm::load(dir, device, None).with_context(|| {
+        format!(
+            "cannot load the model and its MLM head from {}",
+            dir.display()
+        )
+    })?;
+    let encodings = sequences
+        .iter()
+        .map(|s| tokenizer.encode(s, args.max_length))
+        .collect::<Result<Vec<_>, _>>()?;
+    let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
+    let cpu = candle_core::Device::Cpu;
+    let mut rows = Vec::new();
+    for chunk in encodings.chunks(args.batch_size) {
+        let batch_longest = chunk.iter().map(Encoding::len).max().unwrap_or(0);
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for encoding in chunk {
+            let mut padded = encoding.clone();
+            padded.pad_to(batch_longest, tokenizer.pad_id());
+            ids.extend(padded.input_ids);
+            mask.extend(padded.attention_mask);
+        }
+        let ids = Tensor::from_vec(ids, (chunk.len(), batch_longest), &cpu)?;
+        let mask_t = Tensor::from_vec(mask, (chunk.len(), batch_longest), &cpu)?;
+        let logits = model.forward(&ids, &mask_t)?.to_device(&cpu)?.detach();
+        let keep = mask_t.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let logits = logits.broadcast_mul(&keep)?;
+        rows.push(if longest > batch_longest {
+            logits.pad_with_zeros(1, 0, longest - batch_longest)?
+        } else {
+            logits
+        });
+    }
+    Ok(Tensor::cat(&rows, 0)?)
+}
+
+fn write_atomically(path: &Path, tensors: Vec<(String, Tensor)>) -> anyhow::Result<()> {
     let tmp = tmp_path(path);
-    let tensors: HashMap<String, Tensor> = [
-        ("embeddings".to_string(), embeddings),
-        ("attention_mask".to_string(), attention_mask),
-    ]
-    .into_iter()
-    .collect();
+    let tensors: HashMap<String, Tensor> = tensors.into_iter().collect();
     candle_core::safetensors::save(&tensors, &tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
