@@ -591,12 +591,7 @@ impl DataPanel {
                 ui.weak("Type a feature key, or pick one of the keys in the files.");
             }
         }
-        if self.settings.dataset.window.window_bp.is_none() {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                "Labelling by feature needs windows: choose Windows under “Windows and split”.",
-            );
-        }
+        // One message per problem (the missing-windows one included).
         if let Err(message) = self.check_feature_labels(&self.feature_keys().unwrap_or_default()) {
             ui.colored_label(ui.visuals().error_fg_color, message);
         }
@@ -1010,7 +1005,9 @@ impl DataPanel {
     fn check_feature_labels(&self, keys: &[String]) -> Result<(), String> {
         if self.settings.dataset.window.window_bp.is_none() {
             return Err(
-                "labelling windows by feature needs windows: choose Windows (step 1)".into(),
+                "Labelling windows by feature needs windows: choose Windows under “Windows and \
+                 split” (step 1)"
+                    .into(),
             );
         }
         let found = self.feature_keys_found();
