@@ -41,9 +41,26 @@ fi
 started=$SECONDS
 
 fail() {
+    failed=1
     echo
     echo "VERIFY FAILED: $*"
     exit 1
+}
+
+# The logs go to $OUT/verify-logs/; the scratch folder (checkpoints: about 600 MB) is removed
+# unless the run failed or DNATUNE_KIT_KEEP is set.
+finish() {
+    if [[ -n ${OUT:-} && -d ${work:-}/logs ]]; then
+        rm -rf "$OUT/verify-logs"
+        cp -r "$work/logs" "$OUT/verify-logs"
+    fi
+    if [[ -n ${work:-} ]]; then
+        if [[ -n ${failed:-} || -n ${DNATUNE_KIT_KEEP:-} ]]; then
+            echo "scratch folder kept: $work"
+        else
+            rm -rf "$work"
+        fi
+    fi
 }
 
 section() {
@@ -61,7 +78,7 @@ logged() {
         echo '```'
         tail -n 60 "$log"
         echo '```'
-        fail "$name (exit status above; full log $log)"
+        fail "$name (end of its log above; the whole log: $log${OUT:+, $OUT/verify-logs/$name.log})"
     fi
 }
 
@@ -173,10 +190,12 @@ main() {
         fail "no kit in $kit: run bench/gpu/build-kit.sh on the build machine and bring gpu-kit/ along"
     echo
     echo "kit: $(tr -d '\n' <"$kit/kit.json" | tr -s ' ')"
+    echo
     local features
     features=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["features"])' "$kit/kit.json")
 
     work=$(mktemp -d "${TMPDIR:-/tmp}/dnatune-kit.XXXXXX")
+    trap finish EXIT
     mkdir -p "$work/logs"
     tar -xJf "$kit/bin.tar.xz" -C "$work"
     bin=$work/bin
@@ -192,7 +211,8 @@ main() {
     if [[ $device == cpu ]]; then
         section "Device"
         echo "CPU dry run: $(nproc) threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-        export RAYON_NUM_THREADS=$(nproc)
+        RAYON_NUM_THREADS=$(nproc)
+        export RAYON_NUM_THREADS
     else
         [[ $features == *cuda* ]] ||
             fail "this kit was built without CUDA (features '$features'): build it with bench/gpu/build-kit.sh, or use DNATUNE_KIT_DEVICE=cpu"
