@@ -2,7 +2,7 @@
 # LoRA fine-tuning and inference speed, dnatune next to PyTorch + transformers + PEFT, same
 # job, same machine, same thread count. See bench/README.md.
 #
-#   bench/compare.sh [small|base]
+#   bench/compare.sh [small|base|gena-base|nt-v2-50m]
 #
 # Environment:
 #   CARGO_TARGET_DIR       where cargo builds (default: target/ in the repository)
@@ -14,9 +14,9 @@ set -euo pipefail
 
 size=${1:-small}
 case "$size" in
-small | base) ;;
+small | base | gena-base | nt-v2-50m) ;;
 *)
-    echo "usage: $0 [small|base]" >&2
+    echo "usage: $0 [small|base|gena-base|nt-v2-50m]" >&2
     exit 2
     ;;
 esac
