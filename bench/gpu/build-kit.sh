@@ -7,12 +7,12 @@
 # Environment:
 #   DNATUNE_KIT_FEATURES   cargo features of the binaries (default: cuda). Empty builds a
 #                          CPU-only kit, for trying the whole flow without a GPU.
-#   CARGO_TARGET_DIR       where cargo builds (default: /work/target-cuda with cuda, else
-#                          target/ in the repository)
-#   DNATUNE_CUDA_ROOT      the CUDA toolkit (nvcc in bin/, libraries in lib/); default: the
-#                          PyPI toolkit in /work/cuda-venv (…/site-packages/nvidia/cu13)
-#   DNATUNE_CUDA_LINK_DIR  folder with the unversioned link names (libcuda.so, libcublas.so,
-#                          …) the linker needs (default: /work/cuda-link)
+#   CARGO_TARGET_DIR       where cargo builds (default: target/ in the repository)
+#   DNATUNE_CUDA_TOOLKIT   the CUDA build toolkit that packaging/cuda/toolkit.sh makes from PyPI
+#                          (default: ~/.cache/dnatune-cuda; made on first use)
+#   DNATUNE_CUDA_ROOT      instead: a CUDA toolkit (nvcc in bin/, libraries in lib/) …
+#   DNATUNE_CUDA_LINK_DIR  … and a folder with the unversioned link names (libcuda.so,
+#                          libcublas.so, …) the linker needs
 #   CUDA_COMPUTE_CAP       PTX/cubin target of candle's kernels (default: 80; PTX for 8.0 is
 #                          compiled by the driver for newer GPUs, H100 included)
 #   CUDARC_CUDA_VERSION    the CUDA API version to bind (default: 13000)
@@ -41,10 +41,19 @@ if [[ -n $features ]]; then
     cargo_features+=(--features "$features")
 fi
 if [[ $features == *cuda* ]]; then
-    cuda_root=${DNATUNE_CUDA_ROOT:-/work/cuda-venv/lib/python3.11/site-packages/nvidia/cu13}
-    link_dir=${DNATUNE_CUDA_LINK_DIR:-/work/cuda-link}
+    if [[ -n ${DNATUNE_CUDA_ROOT:-} ]]; then
+        cuda_root=$DNATUNE_CUDA_ROOT
+        link_dir=${DNATUNE_CUDA_LINK_DIR:?set DNATUNE_CUDA_LINK_DIR with DNATUNE_CUDA_ROOT}
+    else
+        toolkit=${DNATUNE_CUDA_TOOLKIT:-${XDG_CACHE_HOME:-$HOME/.cache}/dnatune-cuda}
+        [[ -f $toolkit/env.sh ]] || packaging/cuda/toolkit.sh "$toolkit"
+        # shellcheck disable=SC1091
+        source "$toolkit/env.sh"
+        cuda_root=$CUDA_ROOT
+        link_dir=$toolkit/link
+    fi
     [[ -x $cuda_root/bin/nvcc ]] || die "no nvcc in $cuda_root/bin (set DNATUNE_CUDA_ROOT)"
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-cuda}
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
     export PATH="$cuda_root/bin:$PATH" CUDA_ROOT=$cuda_root CUDA_PATH=$cuda_root
     export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-80} CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
     export LIBRARY_PATH="$link_dir${LIBRARY_PATH:+:$LIBRARY_PATH}"
