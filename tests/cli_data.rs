@@ -286,17 +286,10 @@ fn real_enhancers_with_a_designated_test_set_and_whole_chromosomes_held_out() {
     );
 }
 
-/// A real GenBank file for `data inspect --label-by-feature`: Chlamydia trachomatis when
-/// `tests/data/fetch-genbank.sh` has fetched it (895 CDS), else the 100 microviruses of the
-/// shared folder (1,081 CDS); `None` (printing why) when neither is there.
+/// A real GenBank file for `data inspect --label-by-feature`: Chlamydia trachomatis from
+/// Debian's r-cran-seqinr (895 CDS); `None` (printing why) when it cannot be fetched.
 fn real_genbank() -> Option<(PathBuf, u64)> {
-    let ct = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cache/ct.gbk.gz");
-    if ct.exists() {
-        return Some((ct, 895));
-    }
-    eprintln!("tests/data/cache/ct.gbk.gz is missing (tests/data/fetch-genbank.sh fetches it); using the shared microviruses");
-    common::shared_path("data/genomes/phage/pharokka_hundred_microviruses.gbk.gz")
-        .map(|path| (path, 1081))
+    common::fetched_genbank("ct.gbk.gz").map(|path| (path, 895))
 }
 
 #[test]

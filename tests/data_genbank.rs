@@ -13,36 +13,8 @@ use dnatune::data::{
     LoadOptions, Split, SplitFractions, WindowOptions,
 };
 
-/// A file fetched by `tests/data/fetch-genbank.sh` (run once per test binary when the cache
-/// lacks it, as a fresh checkout does); `None` (printing why) when it cannot be had.
 fn cached(name: &str) -> Option<PathBuf> {
-    static FETCH: std::sync::Once = std::sync::Once::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("tests/data/cache").join(name);
-    if !path.exists() {
-        FETCH.call_once(|| {
-            let script = root.join("tests/data/fetch-genbank.sh");
-            match std::process::Command::new("sh").arg(&script).output() {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => eprintln!(
-                    "{} failed: {}",
-                    script.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                Err(e) => eprintln!("cannot run {}: {e}", script.display()),
-            }
-        });
-    }
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: {} is missing and tests/data/fetch-genbank.sh could not fetch it (it needs \
-             apt-get and the Debian archive)",
-            path.display()
-        );
-        None
-    }
+    common::fetched_genbank(name)
 }
 
 /// One feature of a generated record: key, location, qualifier lines as written.

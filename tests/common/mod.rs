@@ -47,3 +47,36 @@ pub fn shared_dir_or_skip() -> Option<PathBuf> {
     }
     dir
 }
+
+/// A real GenBank file from Debian's r-cran-seqinr that `tests/data/fetch-genbank.sh` puts in
+/// `tests/data/cache/` (run once per test binary when missing, as on a fresh checkout); `None`
+/// (printing why the caller skips) when it cannot be had.
+pub fn fetched_genbank(name: &str) -> Option<PathBuf> {
+    static FETCH: std::sync::Once = std::sync::Once::new();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("tests/data/cache").join(name);
+    if !path.exists() {
+        FETCH.call_once(|| {
+            let script = root.join("tests/data/fetch-genbank.sh");
+            match std::process::Command::new("sh").arg(&script).output() {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => eprintln!(
+                    "{} failed: {}",
+                    script.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Err(e) => eprintln!("cannot run {}: {e}", script.display()),
+            }
+        });
+    }
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: {} is missing and tests/data/fetch-genbank.sh could not fetch it (it needs \
+             apt-get and the Debian archive)",
+            path.display()
+        );
+        None
+    }
+}
