@@ -18,12 +18,13 @@
 #   CUDARC_CUDA_VERSION    the CUDA API version to bind (default: 13000)
 #   DNATUNE_SHARED         the shared folder with fixtures/ (default: ../shared)
 #   DNATUNE_KIT_PYTHON     the Python whose pip downloads the wheels (default: python3)
+#   DNATUNE_KIT_DIR        where the kit goes (default: gpu-kit/ in the repository; replaced)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 features=${DNATUNE_KIT_FEATURES-cuda}
-kit=$repo/gpu-kit
+kit=${DNATUNE_KIT_DIR:-$repo/gpu-kit}
 shared=${DNATUNE_SHARED:-$repo/../shared}
 python=${DNATUNE_KIT_PYTHON:-python3}
 tests=(golden_lora golden_bert golden_esm golden_dnabert2)
@@ -157,6 +158,6 @@ json.dump(info, open(path, "w"), indent=2)
 PY
 
 echo
-echo "gpu-kit/ ($(du -sh --apparent-size "$kit" | cut -f1) in all):"
+echo "$kit: $(du -sb "$kit" | cut -f1) bytes in all"
 du -sh --apparent-size "$kit/bin.tar.xz" "$kit/fixtures" "$kit/wheels" "$kit/torch_lora.py"
 echo "binaries unpacked: $(du -sh --apparent-size "$stage/bin" | cut -f1)"

@@ -258,7 +258,7 @@ main() {
         for run in $runs; do
             local tokens=${run%%:*} batch=${run##*:}
             local shape=(--size "$size" --dir "$dir" --tokens "$tokens" --batch "$batch" --steps "$steps")
-            logged "prepare-$size-$run" 300 "$bin/lora_speed" "${shape[@]}" --prepare-only
+            logged "prepare-$size-${tokens}x$batch" 300 "$bin/lora_speed" "${shape[@]}" --prepare-only
             if [[ -z $checked ]]; then
                 # Same checkpoint, same inputs, f32 on the device: the two sides must agree.
                 logged "check-dnatune-$size" 300 "$bin/lora_speed" "${shape[@]}" --device "$device" \
@@ -269,13 +269,13 @@ main() {
                 checked=1
             fi
             echo "$size, $tokens tokens x $batch: dnatune"
-            logged "dnatune-$size-$run" 300 "$bin/lora_speed" "${shape[@]}" --device "$device" \
+            logged "dnatune-$size-${tokens}x$batch" 300 "$bin/lora_speed" "${shape[@]}" --device "$device" \
                 ${peak:+--peak-tflops "$peak"}
-            grep '^RESULT ' "$work/logs/dnatune-$size-$run.log" | cut -c8- >>"$results"
+            grep '^RESULT ' "$work/logs/dnatune-$size-${tokens}x$batch.log" | cut -c8- >>"$results"
             echo "$size, $tokens tokens x $batch: pytorch"
-            logged "pytorch-$size-$run" 300 "$python" "$kit/torch_lora.py" --size "$size" --dir "$dir" \
+            logged "pytorch-$size-${tokens}x$batch" 300 "$python" "$kit/torch_lora.py" --size "$size" --dir "$dir" \
                 --device "$device" --steps "$steps" "${threads[@]}" ${peak:+--peak-tflops "$peak"}
-            grep '^RESULT ' "$work/logs/pytorch-$size-$run.log" | cut -c8- >>"$results"
+            grep '^RESULT ' "$work/logs/pytorch-$size-${tokens}x$batch.log" | cut -c8- >>"$results"
         done
     done
 
