@@ -36,6 +36,29 @@ pub struct Staged {
     pub keep: Option<Tensor>,
 }
 
+impl Staged {
+    /// The whole forward pass from here: `layers` calls of `layer`, then `finish`, keeping every
+    /// layer's output as `output_hidden_states` does.
+    pub fn run(
+        self,
+        layers: usize,
+        layer: impl Fn(usize, &Tensor, &Staged) -> candle_core::Result<Tensor>,
+        finish: impl FnOnce(Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<EncoderOutput, ModelError> {
+        let mut x = self.hidden.clone();
+        let mut hidden_states = Vec::with_capacity(layers + 1);
+        hidden_states.push(x.clone());
+        for index in 0..layers {
+            x = layer(index, &x, &self)?;
+            hidden_states.push(x.clone());
+        }
+        Ok(EncoderOutput {
+            hidden_states,
+            last_hidden_state: finish(x)?,
+        })
+    }
+}
+
 /// LayerNorm weights under a Hugging Face module path, applied with the differentiable
 /// `ops::layer_norm` (differentiable in `x`; fused on the CPU).
 #[derive(Debug, Clone)]
@@ -366,18 +389,11 @@ impl BertModel {
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<EncoderOutput, ModelError> {
-        let staged = self.begin(input_ids, attention_mask)?;
-        let mut x = staged.hidden.clone();
-        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        hidden_states.push(x.clone());
-        for index in 0..self.layers.len() {
-            x = self.layer(index, &x, &staged)?;
-            hidden_states.push(x.clone());
-        }
-        Ok(EncoderOutput {
-            hidden_states,
-            last_hidden_state: self.finish(x)?,
-        })
+        self.begin(input_ids, attention_mask)?.run(
+            self.layers.len(),
+            |index, x, staged| self.layer(index, x, staged),
+            |x| self.finish(x),
+        )
     }
 }
 

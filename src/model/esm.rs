@@ -431,18 +431,11 @@ impl EsmModel {
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<EncoderOutput, ModelError> {
-        let staged = self.begin(input_ids, attention_mask)?;
-        let mut x = staged.hidden.clone();
-        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        hidden_states.push(x.clone());
-        for index in 0..self.layers.len() {
-            x = self.layer(index, &x, &staged)?;
-            hidden_states.push(x.clone());
-        }
-        Ok(EncoderOutput {
-            hidden_states,
-            last_hidden_state: self.finish(x)?,
-        })
+        self.begin(input_ids, attention_mask)?.run(
+            self.layers.len(),
+            |index, x, staged| self.layer(index, x, staged),
+            |x| self.finish(x),
+        )
     }
 
     /// Layer `index` on the hidden states `x`.

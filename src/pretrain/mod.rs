@@ -583,6 +583,20 @@ pub fn pretrain(
         )))
     };
 
+    let checkpoint = |optimizer: &AdamW, step: u64, sequences_seen: u64| {
+        let state = TrainerState {
+            step,
+            sequences_seen,
+        };
+        save_checkpoint(
+            &out_dir,
+            &model_files_dir,
+            &model,
+            optimizer,
+            &state,
+            cfg.keep_checkpoints,
+        )
+    };
     let mut last_validation = None;
     let mut train_seconds = 0f64;
     let mut trained_now = 0u64;
@@ -664,17 +678,7 @@ pub fn pretrain(
             }
         }
         if step % cfg.checkpoint_every == 0 || step == total_steps {
-            let path = save_checkpoint(
-                &out_dir,
-                &model_files_dir,
-                &model,
-                &optimizer,
-                &TrainerState {
-                    step,
-                    sequences_seen,
-                },
-                cfg.keep_checkpoints,
-            )?;
+            let path = checkpoint(&optimizer, step, sequences_seen)?;
             let event = PretrainEvent::CheckpointSaved {
                 step,
                 path: path.clone(),
@@ -690,17 +694,7 @@ pub fn pretrain(
             .as_ref()
             .is_none_or(|p| !p.ends_with(checkpoint_name(step)))
     {
-        let path = save_checkpoint(
-            &out_dir,
-            &model_files_dir,
-            &model,
-            &optimizer,
-            &TrainerState {
-                step,
-                sequences_seen,
-            },
-            cfg.keep_checkpoints,
-        )?;
+        let path = checkpoint(&optimizer, step, sequences_seen)?;
         last_checkpoint = Some(path);
     }
     let summary = PretrainSummary {
@@ -798,8 +792,8 @@ fn save_checkpoint(
         .collect::<candle_core::Result<_>>()?;
     candle_core::safetensors::save(&moments, tmp_dir.join(OPTIMIZER_FILE))?;
     let path = tmp_dir.join(TRAINER_STATE_FILE);
-    let text = serde_json::json!({"step": state.step, "sequences_seen": state.sequences_seen});
-    std::fs::write(&path, text.to_string()).map_err(io_error(&path))?;
+    let text = serde_json::to_string(state).unwrap_or_default();
+    std::fs::write(&path, text).map_err(io_error(&path))?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(io_error(&final_dir))?;
     }
