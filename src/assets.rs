@@ -1,5 +1,5 @@
-//! Files dnatune ships beside its binary (the icon now; later the bundled model and demo
-//! data), found wherever a package installed them — never relative to the working directory.
+//! Files dnatune ships beside its binary (the icon, the bundled model and the demo data
+//! set), found wherever a package installed them — never relative to the working directory.
 //!
 //! Looked up, in order, under:
 //! 1. `$DNATUNE_DATA_DIR`, when set (a user's or a test's own folder);
@@ -7,7 +7,9 @@
 //!    `/usr/local` and `~/.local` installs);
 //! 3. `<exe dir>/../Resources` (a macOS `.app`: `Contents/MacOS` → `Contents/Resources`);
 //! 4. `<exe dir>` (the Windows installer puts them beside `dnatune.exe`);
-//! 5. `/usr/share/dnatune` (a binary moved elsewhere on a system with the package installed).
+//! 5. `/usr/share/dnatune` (a binary moved elsewhere on a system with the package installed);
+//! 6. the source tree's `assets/` folder, when it exists (`cargo run` and `cargo test` in a
+//!    checkout).
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,10 @@ pub fn search_dirs_for(exe: Option<&Path>, override_dir: Option<PathBuf>) -> Vec
     let system = PathBuf::from("/usr/share/dnatune");
     if !dirs.contains(&system) {
         dirs.push(system);
+    }
+    let source_tree = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/assets"));
+    if source_tree.is_dir() && !dirs.contains(&source_tree) {
+        dirs.push(source_tree);
     }
     dirs
 }

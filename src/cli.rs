@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod data_cmd;
 mod embed_cmd;
@@ -60,8 +60,11 @@ pub enum Command {
 
 /// Parses `args` (including the program name) and runs the subcommand.
 pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
-    let cli = match Cli::try_parse_from(with_implicit_open(args)) {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches_from(with_implicit_open(args))
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             // --help and --version are "errors" to clap but successes to the user.
             let code = if err.use_stderr() {
@@ -75,7 +78,13 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
-        Command::Train(args) => train_cmd::run(*args),
+        Command::Train(args) => {
+            let given = matches
+                .subcommand_matches("train")
+                .map(train_cmd::GivenArgs::from_matches)
+                .unwrap_or_default();
+            train_cmd::run(*args, &given)
+        }
         Command::Pretrain(args) => pretrain_cmd::run(*args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(*args),
@@ -94,10 +103,9 @@ pub fn with_implicit_open(mut args: Vec<OsString>) -> Vec<OsString> {
         return args;
     };
     let is_option = first.to_string_lossy().starts_with('-');
-    let is_subcommand = first.to_str().is_some_and(|name| {
-        use clap::CommandFactory;
-        name == "help" || Cli::command().find_subcommand(name).is_some()
-    });
+    let is_subcommand = first
+        .to_str()
+        .is_some_and(|name| name == "help" || Cli::command().find_subcommand(name).is_some());
     if !is_option && !is_subcommand && std::path::Path::new(first).exists() {
         args.insert(1, OsString::from("open"));
     }

@@ -6,6 +6,7 @@
 pub mod adapter;
 mod alloc;
 pub mod assets;
+pub mod bundled;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -10,7 +10,8 @@
 #   /usr/share/applications/dnatune.desktop            launcher: `dnatune open %F`
 #   /usr/share/mime/packages/dnatune.xml               FASTA/FASTQ (+ .gz) MIME types
 #   /usr/share/icons/hicolor/<n>x<n>/apps/dnatune.png  icon, 16…512 px, and scalable/…svg
-#   /usr/share/dnatune/                                bundled files the binary looks up
+#   /usr/share/dnatune/                                bundled files the binary looks up:
+#                                                      icons/, models/dnatune-mini/, demo/
 #   /usr/share/doc/dnatune/                            copyright, README
 # The MIME, desktop and icon caches are refreshed by dpkg's triggers (shared-mime-info,
 # desktop-file-utils, hicolor-icon-theme), so the package needs no maintainer scripts.
@@ -41,6 +42,10 @@ done
 install -Dm644 assets/icons/dnatune.svg "$root/usr/share/icons/hicolor/scalable/apps/dnatune.svg"
 # Bundled files (found by the binary under /usr/share/dnatune, see src/assets.rs).
 install -Dm644 assets/icons/dnatune.svg "$root/usr/share/dnatune/icons/dnatune.svg"
+# The bundled model and the demo data set (src/bundled.rs).
+for file in assets/models/dnatune-mini/* assets/demo/*; do
+    install -Dm644 "$file" "$root/usr/share/dnatune/${file#assets/}"
+done
 install -Dm644 packaging/linux/copyright "$root/usr/share/doc/dnatune/copyright"
 gzip -9n <README.md >"$work/README.md.gz"
 install -Dm644 "$work/README.md.gz" "$root/usr/share/doc/dnatune/README.md.gz"

@@ -80,6 +80,18 @@ if ! grep -q "$(basename "$fasta")" "$settings" 2>/dev/null; then
 fi
 echo "the window opened with $(basename "$fasta") loaded"
 
+# The installed binary finds the bundled model and demo data under /usr/share/dnatune and
+# fine-tunes offline (a few steps: the whole demo is `dnatune train --demo`).
+echo "dnatune train --demo --max-steps 4 (installed binary, offline)"
+env HOME="$home" HF_HUB_OFFLINE=1 dnatune train --demo --max-steps 4 --out "$out/demo-run" \
+    >"$out/demo.out" 2>"$out/demo.err" ||
+    { echo "FAILED: the demo did not run" >&2; cat "$out/demo.err" >&2; exit 1; }
+grep -q "from /usr/share/dnatune/models/dnatune-mini" "$out/demo.err" ||
+    { echo "FAILED: the demo did not use the installed model" >&2; cat "$out/demo.err" >&2; exit 1; }
+tail -1 "$out/demo.out" | grep -Eq '^test MCC: -?[0-9.]+$' ||
+    { echo "FAILED: the demo's last line is not 'test MCC: <value>'" >&2; cat "$out/demo.out" >&2; exit 1; }
+echo "demo from the installed files: $(tail -1 "$out/demo.out")"
+
 echo "removing the package"
 apt-get remove --purge -y -q dnatune >/dev/null
 left=0
@@ -92,4 +104,4 @@ while IFS= read -r path; do
 done <"$out/installed-files.txt"
 [ -d /usr/share/dnatune ] && { echo "left behind: /usr/share/dnatune" >&2; left=1; }
 [ "$left" = 0 ] || { echo "FAILED: uninstalling left files behind" >&2; exit 1; }
-echo "package check passed: installed, opened $(basename "$fasta") from the desktop entry, removed cleanly"
+echo "package check passed: installed, opened $(basename "$fasta") from the desktop entry, ran the demo, removed cleanly"

@@ -15,16 +15,25 @@ use super::data_cmd::DataArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// A model folder in Hugging Face Hub layout, or a Hub id such as zhihan1996/DNABERT-2-117M.
-    #[arg(long, value_name = "DIR_OR_ID")]
-    pub model: String,
+    /// The offline demo: fine-tune the bundled model on the bundled data set (coding vs
+    /// non-coding windows of Chlamydia trachomatis) in a few minutes on a laptop CPU. Other
+    /// options (--model, --epochs, --lr, --device, …) change the demo's settings; the data
+    /// options cannot be given. The last line printed is `test MCC: <value>`.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// A model folder in Hugging Face Hub layout, or a Hub id such as zhihan1996/DNABERT-2-117M
+    /// (dnatune/dnatune-mini: the bundled model).
+    #[arg(long, value_name = "DIR_OR_ID", required_unless_present = "demo")]
+    pub model: Option<String>,
 
     #[command(flatten)]
     pub data: DataArgs,
 
-    /// The run folder: the best adapter is at OUT/adapter/ during and after training.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    /// The run folder: the best adapter is at OUT/adapter/ during and after training (with
+    /// --demo: a new demo-NNN folder among the app's runs).
+    #[arg(long, value_name = "DIR", required_unless_present = "demo")]
+    pub out: Option<PathBuf>,
 
     /// LoRA rank r (the adapter's size).
     #[arg(long, default_value_t = 8, help_heading = "LoRA")]
@@ -146,7 +155,7 @@ impl TrainArgs {
             ),
         };
         Ok(TrainConfig {
-            model: self.model.clone(),
+            model: self.model.clone().unwrap_or_default(),
             data: self.data.load_options()?,
             dataset: self.data.dataset_options(),
             lora: LoraSettings {
@@ -177,15 +186,128 @@ impl TrainArgs {
             device: self.device,
             precision: self.precision,
             gradient_checkpointing: self.gradient_checkpointing,
-            out_dir: self.out.clone(),
+            out_dir: self.out.clone().unwrap_or_default(),
             export_merged: self.merged,
             ..TrainConfig::default()
         })
     }
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.to_config()?;
+/// Which options were given on the command line (not left at their defaults).
+#[derive(Debug, Default)]
+pub struct GivenArgs(Vec<String>);
+
+impl GivenArgs {
+    pub fn from_matches(matches: &clap::ArgMatches) -> Self {
+        GivenArgs(
+            matches
+                .ids()
+                .filter(|id| {
+                    matches.value_source(id.as_str())
+                        == Some(clap::parser::ValueSource::CommandLine)
+                })
+                .map(|id| id.as_str().to_string())
+                .collect(),
+        )
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.0.iter().any(|given| given == id)
+    }
+}
+
+/// The data options (argument id, flag), which the demo brings itself.
+const DATA_OPTIONS: [(&str, &str); 16] = [
+    ("class", "--class"),
+    ("input", "--input"),
+    ("labels_from_header", "--labels-from-header"),
+    ("table", "--table"),
+    ("sequence_column", "--sequence-column"),
+    ("label_column", "--label-column"),
+    ("window_bp", "--window"),
+    ("stride_bp", "--stride"),
+    ("min_window_bp", "--min-window"),
+    ("max_n_fraction", "--max-n-fraction"),
+    ("block_bp", "--block"),
+    ("split", "--split"),
+    ("group_by", "--group-by"),
+    ("test_class", "--test-class"),
+    ("test_regex", "--test-regex"),
+    ("label_by_feature", "--label-by-feature"),
+];
+
+/// `train --demo`: the demo's data, model and settings, with the settings given on the
+/// command line in place of the demo's own.
+fn demo_config(args: &TrainArgs, given: &GivenArgs) -> anyhow::Result<TrainConfig> {
+    if let Some((_, flag)) = DATA_OPTIONS.iter().find(|(id, _)| given.has(id)) {
+        anyhow::bail!(
+            "--demo brings its own data set and split; leave out {flag} (or drop --demo to \
+             train on your own data)"
+        );
+    }
+    let out_dir = match &args.out {
+        Some(out) => out.clone(),
+        None => crate::bundled::new_demo_run_dir(&runs_dir()),
+    };
+    let demo = crate::bundled::demo_config(out_dir)?;
+    let mut cfg = args.to_config()?;
+    cfg.data = demo.data;
+    cfg.dataset = crate::data::dataset::DatasetOptions {
+        seed: cfg.dataset.seed,
+        ..demo.dataset
+    };
+    cfg.out_dir = demo.out_dir;
+    if !given.has("model") {
+        cfg.model = demo.model;
+    }
+    if !given.has("lora_rank") {
+        cfg.lora.rank = demo.lora.rank;
+    }
+    if !given.has("lora_alpha") {
+        cfg.lora.alpha = demo.lora.alpha;
+    }
+    if !given.has("lora_targets") {
+        cfg.lora.targets = demo.lora.targets;
+    }
+    if !given.has("lr") {
+        cfg.learning_rate = demo.learning_rate;
+    }
+    if !given.has("epochs") {
+        cfg.epochs = demo.epochs;
+    }
+    if !given.has("batch_size") {
+        cfg.batch_size = demo.batch_size;
+    }
+    if !given.has("patience") {
+        cfg.patience = demo.patience;
+    }
+    Ok(cfg)
+}
+
+/// Where the app keeps its runs (the demo's run shows up in its Runs screen).
+#[cfg(feature = "gui")]
+fn runs_dir() -> PathBuf {
+    crate::gui::default_runs_dir()
+}
+
+#[cfg(not(feature = "gui"))]
+fn runs_dir() -> PathBuf {
+    PathBuf::from("dnatune-runs")
+}
+
+pub fn run(args: TrainArgs, given: &GivenArgs) -> anyhow::Result<ExitCode> {
+    let cfg = if args.demo {
+        let cfg = demo_config(&args, given)?;
+        eprintln!(
+            "demo: fine-tuning {} on coding vs non-coding 120 bp windows of Chlamydia \
+             trachomatis (bundled with dnatune); run folder {}",
+            cfg.model,
+            cfg.out_dir.display()
+        );
+        cfg
+    } else {
+        args.to_config()?
+    };
     let cancel = Cancel::new();
     let summary = if args.json_events {
         let stdout = std::io::stdout();
@@ -200,6 +322,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let mut display = Display::new();
         let summary = train(&cfg, &cancel, |event| display.show(&event))?;
         print_summary(&summary);
+        if args.demo {
+            // Standard output, after everything else: the demo's one-line result.
+            match &summary.test {
+                Some(test) => println!("test MCC: {:.4}", test.record.mcc),
+                None => println!("test MCC: none (the run ended before its test evaluation)"),
+            }
+        }
         summary
     };
     let _ = summary;

@@ -125,6 +125,33 @@ impl DnatuneApp {
         Ok(cfg)
     }
 
+    /// "Try the demo": the demo's files, split, model and settings go into the three steps
+    /// (where the user sees them), and its run starts on the training screen.
+    pub fn start_demo(&mut self, ctx: &egui::Context) {
+        if self.train.is_running() {
+            self.data.demo_error =
+                Some("A training run is in progress: stop it or wait for it first.".into());
+            return;
+        }
+        let demo = match crate::bundled::demo_config(PathBuf::new()) {
+            Ok(demo) => demo,
+            Err(err) => {
+                self.data.demo_error = Some(err.to_string());
+                return;
+            }
+        };
+        self.data.use_demo(&demo, ctx);
+        self.model.use_demo(&demo);
+        match self.train_config() {
+            Ok(cfg) => {
+                self.data.demo_error = None;
+                self.train.start(cfg, ctx);
+                self.go_to(Step::Train);
+            }
+            Err(message) => self.data.demo_error = Some(message),
+        }
+    }
+
     fn handle_drops(&mut self, ctx: &egui::Context) {
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -288,6 +315,9 @@ impl eframe::App for DnatuneApp {
                 }
             });
         });
+        if self.data.take_demo_request() {
+            self.start_demo(&ctx);
+        }
         self.drop_highlight_ui(&ctx);
         self.close_ui(&ctx);
     }

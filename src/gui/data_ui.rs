@@ -25,6 +25,7 @@ use crate::data::{
 use super::dialogs::Dialogs;
 use super::qc_ui::{qc_report_ui, qc_result, QcResult};
 use super::run::Job;
+use crate::train::TrainConfig;
 
 /// One input file and the class its records belong to (unused for tables and for files
 /// labelled by their headers).
@@ -135,7 +136,15 @@ pub struct DataPanel {
     model_context: Option<ModelContext>,
     preview: Option<PreviewCache>,
     qc: QcState,
+    demo_requested: bool,
+    /// Why the demo could not start (shown under its button).
+    pub demo_error: Option<String>,
 }
+
+const DEMO_TIP: &str = "Coding vs non-coding 120 bp windows of the Chlamydia trachomatis \
+    genome, labelled from its annotation (1,214 windows, split 70/15/15 by gene), fine-tuned \
+    with LoRA on dnatune mini, the 1.9 M-parameter model bundled with dnatune. Nothing is \
+    downloaded.";
 
 impl DataPanel {
     pub fn new(settings: DataSettings) -> Self {
@@ -147,6 +156,33 @@ impl DataPanel {
             model_context: None,
             preview: None,
             qc: QcState::Idle,
+            demo_requested: false,
+            demo_error: None,
+        }
+    }
+
+    /// The demo's files (one class each), split and windows in place of the current data.
+    pub fn use_demo(&mut self, demo: &TrainConfig, ctx: &egui::Context) {
+        self.settings.files.clear();
+        self.scans.clear();
+        self.generation += 1;
+        self.preview = None;
+        self.qc = QcState::Idle;
+        self.settings.labelling = Labelling::PerFile;
+        self.settings.feature_labels.enabled = false;
+        self.settings.dataset = demo.dataset.clone();
+        self.settings.window_chosen = true;
+        let paths = demo
+            .data
+            .class_inputs
+            .iter()
+            .map(|input| PathBuf::from(&input.path))
+            .collect();
+        self.add_files(paths, ctx);
+        for (file, input) in self.settings.files.iter_mut().zip(&demo.data.class_inputs) {
+            if let Some(class) = &input.class {
+                file.class = class.clone();
+            }
         }
     }
 
@@ -317,6 +353,7 @@ impl DataPanel {
             "Drop FASTA, FASTQ, GenBank or CSV/TSV files (plain or compressed) anywhere on this \
              window, or add them here.",
         );
+        self.demo_ui(ui);
         self.add_files_ui(ui, dialogs);
         ui.separator();
         self.labelling_ui(ui);
@@ -337,6 +374,34 @@ impl DataPanel {
             });
         ui.separator();
         self.qc_ui(ui);
+    }
+
+    /// "Try the demo": shown while no file is listed (or its start failed).
+    fn demo_ui(&mut self, ui: &mut egui::Ui) {
+        if !self.settings.files.is_empty() && self.demo_error.is_none() {
+            return;
+        }
+        ui.add_space(4.0);
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                if ui.button("Try the demo").on_hover_text(DEMO_TIP).clicked() {
+                    self.demo_requested = true;
+                }
+                ui.label(
+                    "New here? Fine-tune the small model that comes with dnatune on real \
+                     bacterial DNA (coding vs non-coding), offline, in a few minutes.",
+                );
+            });
+            if let Some(message) = &self.demo_error {
+                ui.colored_label(ui.visuals().error_fg_color, message);
+            }
+        });
+        ui.add_space(4.0);
+    }
+
+    /// Whether "Try the demo" was pressed since the last call.
+    pub fn take_demo_request(&mut self) -> bool {
+        std::mem::take(&mut self.demo_requested)
     }
 
     fn add_files_ui(&mut self, ui: &mut egui::Ui, dialogs: &mut dyn Dialogs) {

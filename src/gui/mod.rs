@@ -11,7 +11,7 @@ pub mod run;
 pub mod runs_ui;
 pub mod train_ui;
 
-pub use app::{AppSettings, DnatuneApp, Step, SETTINGS_KEY};
+pub use app::{default_runs_dir, AppSettings, DnatuneApp, Step, SETTINGS_KEY};
 
 use std::path::PathBuf;
 

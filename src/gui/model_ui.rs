@@ -343,6 +343,17 @@ impl ModelPanel {
 
     /// Chooses a model; LoRA targets and a token limit that do not fit it fall back to its
     /// defaults.
+    /// The demo's model and settings (see [`crate::bundled::demo_config`]).
+    pub fn use_demo(&mut self, demo: &TrainConfig) {
+        self.select(ModelSource::Catalog(demo.model.clone()));
+        self.settings.lora = demo.lora.clone();
+        self.settings.learning_rate = demo.learning_rate;
+        self.settings.epochs = demo.epochs;
+        self.settings.batch_size = demo.batch_size;
+        self.settings.max_length = demo.max_length;
+        self.settings.eval_every = demo.eval_every;
+    }
+
     fn select(&mut self, source: ModelSource) {
         self.settings.source = Some(source);
         // A folder chosen again is read again: its files may have changed.
@@ -507,7 +518,10 @@ impl ModelPanel {
         let mut chosen = None;
         let mut family = None;
         for (index, entry) in CATALOG.iter().enumerate() {
-            if family != Some(entry.family) {
+            let bundled = crate::bundled::is_model_id(entry.hub_id);
+            if bundled {
+                ui.strong("Bundled with dnatune");
+            } else if family != Some(entry.family) {
                 family = Some(entry.family);
                 ui.add_space(4.0);
                 ui.strong(entry.family.display_name());
@@ -525,7 +539,7 @@ impl ModelPanel {
                 ui.weak(catalog::format_parameters(entry.parameters));
                 if let Some(CacheState::Cached(_)) = self.cache.as_ref().and_then(|c| c.get(index))
                 {
-                    ui.weak("cached");
+                    ui.weak(if bundled { "offline" } else { "cached" });
                 }
             });
         }
@@ -559,7 +573,11 @@ impl ModelPanel {
             .spacing([16.0, 4.0])
             .show(ui, |ui| {
                 ui.label("Family");
-                ui.label(entry.family.display_name());
+                if crate::bundled::is_model_id(entry.hub_id) {
+                    ui.label("ESM with rotary positions (pretrained by dnatune)");
+                } else {
+                    ui.label(entry.family.display_name());
+                }
                 ui.end_row();
                 ui.label("Parameters");
                 ui.label(format!(
@@ -604,6 +622,21 @@ impl ModelPanel {
                 }
                 return;
             }
+        }
+        if crate::bundled::is_model_id(entry.hub_id) {
+            match crate::bundled::model_dir() {
+                Ok(path) => {
+                    ui.label(
+                        "Bundled with dnatune: works offline, nothing to download. Small and \
+                         quick to fine-tune; the larger models below learn more.",
+                    )
+                    .on_hover_text(path.display().to_string());
+                }
+                Err(err) => {
+                    ui.colored_label(ui.visuals().error_fg_color, err.to_string());
+                }
+            }
+            return;
         }
         match self.cache_state(entry.hub_id).cloned() {
             Some(CacheState::Cached(path)) => {

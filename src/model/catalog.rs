@@ -115,8 +115,23 @@ const fn gena(hub_id: &'static str, display_name: &'static str, parameters: u64)
     }
 }
 
-/// Every known model, smallest family members first within a family.
+/// Every known model: the bundled one first (the offline default), then the families,
+/// smallest members first within a family.
 pub const CATALOG: &[CatalogEntry] = &[
+    CatalogEntry {
+        hub_id: crate::bundled::MODEL_ID,
+        display_name: "dnatune mini (bundled, offline)",
+        family: Family::NucleotideTransformerV2,
+        parameters: 1_924_747,
+        max_tokens: 512,
+        context_bp: 511 * 6,
+        context_is_estimate: false,
+        tokenizer: TokenizerKind::Nt6mer,
+        licence: "Apache-2.0 (trained by dnatune on genomes from Debian packages)",
+        non_commercial: false,
+        default_lora_targets: BERT_TARGETS,
+        other_lora_targets: BERT_OTHER_TARGETS,
+    },
     dnabert("zhihan1996/DNA_bert_3", "DNABERT 3-mer", 3, 86_000_000),
     dnabert("zhihan1996/DNA_bert_4", "DNABERT 4-mer", 4, 86_000_000),
     dnabert("zhihan1996/DNA_bert_5", "DNABERT 5-mer", 5, 87_000_000),
@@ -249,7 +264,7 @@ mod tests {
                 entry.hub_id
             );
         }
-        assert_eq!(CATALOG.len(), 17);
+        assert_eq!(CATALOG.len(), 18);
     }
 
     #[test]
@@ -259,8 +274,15 @@ mod tests {
                 entry.family,
                 Family::NucleotideTransformerV1 | Family::NucleotideTransformerV2
             );
-            assert_eq!(entry.non_commercial, is_nt, "{}", entry.hub_id);
+            let from_instadeep = is_nt && entry.hub_id.starts_with("InstaDeepAI/");
+            assert_eq!(entry.non_commercial, from_instadeep, "{}", entry.hub_id);
         }
+    }
+
+    #[test]
+    fn the_bundled_model_comes_first() {
+        assert_eq!(CATALOG[0].hub_id, crate::bundled::MODEL_ID);
+        assert!(find("DNATUNE/dnatune-mini").is_some());
     }
 
     #[test]

@@ -53,6 +53,8 @@ the tokenizer files and the weights)"
     },
     #[error("cannot read {path}: {detail}")]
     Cache { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Bundled(#[from] crate::bundled::BundledError),
 }
 
 /// Where the cache is and whether downloads are allowed.
@@ -135,6 +137,10 @@ pub fn resolve_model_with(
         }
         return Ok(path.to_owned());
     }
+    // The bundled model ships with dnatune: never looked up in the cache or downloaded.
+    if crate::bundled::is_model_id(dir_or_id) {
+        return Ok(crate::bundled::model_dir()?);
+    }
     let (owner, name) = match parse_hub_id(dir_or_id) {
         Some(parts) => parts,
         None if looks_like_path(dir_or_id) => {
@@ -168,6 +174,9 @@ pub fn resolve_model_with(
 /// The snapshot folder of `model_id` in the cache when `refs/main` points to a snapshot holding
 /// config.json, a tokenizer and complete weights; `None` otherwise.
 pub fn cached_snapshot(cache_dir: &Path, model_id: &str) -> Result<Option<PathBuf>, HubError> {
+    if crate::bundled::is_model_id(model_id) {
+        return Ok(crate::bundled::model_dir().ok());
+    }
     let repo_dir = cache_dir.join(repo_folder(model_id));
     let ref_path = repo_dir.join("refs").join("main");
     let commit = match std::fs::read_to_string(&ref_path) {

@@ -417,11 +417,8 @@ fn make_batch(
 
 /// Mean cross-entropy over the masked positions, and how many of them the argmax gets right.
 fn masked_loss(model: &MaskedLm, batch: &Batch) -> Result<(Tensor, f64), PretrainError> {
-    let logits = model.forward(&batch.ids, &batch.mask)?;
-    let vocab = logits.dim(D::Minus1)?;
-    let picked = logits
-        .reshape(((), vocab))?
-        .index_select(&batch.positions, 0)?
+    let picked = model
+        .forward_at(&batch.ids, &batch.mask, &batch.positions)?
         .to_dtype(DType::F32)?;
     let loss = candle_nn::loss::cross_entropy(&picked, &batch.labels)?;
     let predicted = picked.argmax(D::Minus1)?;

@@ -105,6 +105,26 @@ impl MaskedLm {
         }
     }
 
+    /// Vocabulary logits `[positions, vocab]` at the flat positions (`row · tokens + column`)
+    /// only: the head, a third of a small model's work, runs on the masked tokens alone.
+    pub fn forward_at(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        positions: &Tensor,
+    ) -> Result<Tensor, ModelError> {
+        let hidden = self
+            .encoder
+            .forward(input_ids, attention_mask)?
+            .last_hidden_state;
+        let width = hidden.dim(candle_core::D::Minus1)?;
+        let picked = hidden.reshape(((), width))?.index_select(positions, 0)?;
+        match &self.head {
+            MlmHead::Bert(head) => head.forward(&picked),
+            MlmHead::Esm(head) => head.forward(&picked),
+        }
+    }
+
     /// Every parameter, by checkpoint name (tied weights once).
     pub fn vars(&self) -> Vec<(String, Var)> {
         self.weights.trainable_vars()
