@@ -223,7 +223,9 @@ fn models_lists_the_catalog() {
     assert!(output.status.success());
     let entries: Value = serde_json::from_slice(&output.stdout).unwrap();
     let entries = entries.as_array().unwrap();
-    assert_eq!(entries.len(), 17);
+    assert_eq!(entries.len(), 18);
+    // The bundled model first: the offline default.
+    assert_eq!(entries[0]["hub_id"], "dnatune/dnatune-mini");
     let nt: Vec<&Value> = entries
         .iter()
         .filter(|e| e["hub_id"].as_str().unwrap().starts_with("InstaDeepAI/"))

@@ -169,29 +169,13 @@ fn the_demo_data_is_what_its_script_makes_from_the_debian_package() {
 #[cfg(feature = "gui")]
 #[test]
 fn try_the_demo_fills_the_steps_and_starts_training() {
-    use common::gui::step_until;
-    use dnatune::gui::dialogs::ScriptedDialogs;
+    use common::gui::{fresh_harness, step_until};
     use dnatune::gui::model_ui::ModelSource;
-    use dnatune::gui::{AppSettings, DnatuneApp, Step};
+    use dnatune::gui::Step;
     use egui_kittest::kittest::Queryable;
-    use egui_kittest::Harness;
 
     let tmp = tempfile::tempdir().expect("temp dir");
-    let settings = AppSettings {
-        runs_dir: Some(tmp.path().join("runs")),
-        ..AppSettings::default()
-    };
-    let mut harness = Harness::builder()
-        .with_max_steps(16)
-        .with_size([1200.0, 900.0])
-        .build_eframe(move |cc| {
-            DnatuneApp::with_parts(
-                &cc.egui_ctx,
-                settings,
-                Vec::new(),
-                Box::new(ScriptedDialogs::default()),
-            )
-        });
+    let mut harness = fresh_harness(tmp.path().join("runs"));
     harness.run();
     harness.get_by_label("Try the demo").click();
     harness.step();

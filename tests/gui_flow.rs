@@ -5,26 +5,14 @@
 
 mod common;
 
-use common::gui::{drop_files, step_until};
+use common::gui::{drop_files, fresh_harness, harness, step_until};
 
 use dnatune::gui::data_ui::DataSettings;
 use dnatune::gui::dialogs::ScriptedDialogs;
 use dnatune::gui::model_ui::ModelSettings;
-use dnatune::gui::{AppSettings, DnatuneApp};
+use dnatune::gui::AppSettings;
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
-
-fn harness(settings: AppSettings, dialogs: ScriptedDialogs) -> Harness<'static, DnatuneApp> {
-    Harness::builder()
-        // Background results (file summaries, checks) can arrive mid-run and cost a few extra
-        // layout frames before the UI settles.
-        .with_max_steps(16)
-        .with_size([1200.0, 900.0])
-        .build_eframe(move |cc| {
-            DnatuneApp::with_parts(&cc.egui_ctx, settings, Vec::new(), Box::new(dialogs))
-        })
-}
 
 #[test]
 fn drop_label_train_and_export_through_the_app() {
@@ -147,11 +135,7 @@ fn drop_label_train_and_export_through_the_app() {
 #[test]
 fn train_is_disabled_until_data_and_model_are_chosen() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let settings = AppSettings {
-        runs_dir: Some(tmp.path().join("runs")),
-        ..AppSettings::default()
-    };
-    let mut harness = harness(settings, ScriptedDialogs::default());
+    let mut harness = fresh_harness(tmp.path().join("runs"));
     harness.run();
     harness.get_by_label("3 · Train").click();
     harness.run();

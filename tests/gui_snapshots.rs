@@ -81,6 +81,10 @@ fn every_screen_matches_its_snapshot() {
     }
     harness.run();
 
+    // 0. The first screen: nothing added yet, the demo offered.
+    harness.get_by_label("Try the demo");
+    snapshot(&mut harness, "start");
+
     // 1. Data: two files read, quality check done.
     drop_files(
         &mut harness,

@@ -143,7 +143,9 @@ impl DnatuneApp {
         self.data.use_demo(&demo, ctx);
         self.model.use_demo(&demo);
         match self.train_config() {
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                // Not among the app's settings.
+                cfg.patience = demo.patience;
                 self.data.demo_error = None;
                 self.train.start(cfg, ctx);
                 self.go_to(Step::Train);

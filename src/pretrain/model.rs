@@ -95,14 +95,7 @@ impl MaskedLm {
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<Tensor, ModelError> {
-        let hidden = self
-            .encoder
-            .forward(input_ids, attention_mask)?
-            .last_hidden_state;
-        match &self.head {
-            MlmHead::Bert(head) => head.forward(&hidden),
-            MlmHead::Esm(head) => head.forward(&hidden),
-        }
+        self.head(&self.hidden(input_ids, attention_mask)?)
     }
 
     /// Vocabulary logits `[positions, vocab]` at the flat positions (`row · tokens + column`)
@@ -113,15 +106,22 @@ impl MaskedLm {
         attention_mask: &Tensor,
         positions: &Tensor,
     ) -> Result<Tensor, ModelError> {
-        let hidden = self
+        let hidden = self.hidden(input_ids, attention_mask)?;
+        let width = hidden.dim(candle_core::D::Minus1)?;
+        self.head(&hidden.reshape(((), width))?.index_select(positions, 0)?)
+    }
+
+    fn hidden(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(self
             .encoder
             .forward(input_ids, attention_mask)?
-            .last_hidden_state;
-        let width = hidden.dim(candle_core::D::Minus1)?;
-        let picked = hidden.reshape(((), width))?.index_select(positions, 0)?;
+            .last_hidden_state)
+    }
+
+    fn head(&self, hidden: &Tensor) -> Result<Tensor, ModelError> {
         match &self.head {
-            MlmHead::Bert(head) => head.forward(&picked),
-            MlmHead::Esm(head) => head.forward(&picked),
+            MlmHead::Bert(head) => head.forward(hidden),
+            MlmHead::Esm(head) => head.forward(hidden),
         }
     }
 

@@ -4,9 +4,31 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dnatune::gui::DnatuneApp;
+use dnatune::gui::dialogs::ScriptedDialogs;
+use dnatune::gui::{AppSettings, DnatuneApp};
 use eframe::egui;
 use egui_kittest::Harness;
+
+/// The app in a 1200×900 window with these settings and scripted dialogs.
+pub fn harness(settings: AppSettings, dialogs: ScriptedDialogs) -> Harness<'static, DnatuneApp> {
+    Harness::builder()
+        // Background results (file summaries, checks) can arrive mid-run and cost a few extra
+        // layout frames before the UI settles.
+        .with_max_steps(16)
+        .with_size([1200.0, 900.0])
+        .build_eframe(move |cc| {
+            DnatuneApp::with_parts(&cc.egui_ctx, settings, Vec::new(), Box::new(dialogs))
+        })
+}
+
+/// The app with default settings, no dialogs and its runs in `runs_dir`.
+pub fn fresh_harness(runs_dir: PathBuf) -> Harness<'static, DnatuneApp> {
+    let settings = AppSettings {
+        runs_dir: Some(runs_dir),
+        ..AppSettings::default()
+    };
+    harness(settings, ScriptedDialogs::default())
+}
 
 /// A file dropped onto the window (egui's own type is private to the integrations).
 #[derive(Debug)]
