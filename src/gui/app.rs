@@ -12,6 +12,7 @@ use crate::train::TrainConfig;
 use super::data_ui::{DataPanel, DataSettings};
 use super::dialogs::{Dialogs, NativeDialogs};
 use super::model_ui::{ModelPanel, ModelSettings, ModelSource};
+use super::pretrain_ui::{PretrainCommand, PretrainPanel};
 use super::results_ui::ResultsPanel;
 use super::runs_ui::{RunsCommand, RunsPanel};
 use super::train_ui::TrainPanel;
@@ -37,6 +38,8 @@ pub enum Step {
     Results,
     /// Previous runs: reopen, rename, delete, compare.
     Runs,
+    /// Optional: masked-language-model pretraining on the data step's files.
+    Pretrain,
 }
 
 pub struct DnatuneApp {
@@ -46,6 +49,7 @@ pub struct DnatuneApp {
     pub train: TrainPanel,
     pub results: ResultsPanel,
     pub runs: RunsPanel,
+    pub pretrain: PretrainPanel,
     dialogs: Box<dyn Dialogs>,
     /// The user asked to close during a run: show the question.
     confirm_close: bool,
@@ -78,6 +82,7 @@ impl DnatuneApp {
             train: TrainPanel::new(runs_dir),
             results: ResultsPanel::default(),
             runs: RunsPanel::new(),
+            pretrain: PretrainPanel::default(),
             dialogs,
             confirm_close: false,
             closing: false,
@@ -128,9 +133,11 @@ impl DnatuneApp {
     /// "Try the demo": the demo's files, split, model and settings go into the three steps
     /// (where the user sees them), and its run starts on the training screen.
     pub fn start_demo(&mut self, ctx: &egui::Context) {
-        if self.train.is_running() {
-            self.data.demo_error =
-                Some("A training run is in progress: stop it or wait for it first.".into());
+        if self.train.is_running() || self.pretrain.is_running() {
+            self.data.demo_error = Some(
+                "A training or pretraining run is in progress: stop it or wait for it first."
+                    .into(),
+            );
             return;
         }
         let demo = match crate::bundled::demo_config(PathBuf::new()) {
@@ -152,6 +159,31 @@ impl DnatuneApp {
             }
             Err(message) => self.data.demo_error = Some(message),
         }
+    }
+
+    /// The pretraining run for the data step's files and the model step's model, or what is
+    /// missing.
+    pub fn pretrain_config(&self) -> Result<crate::pretrain::PretrainConfig, String> {
+        if self.train.is_running() {
+            return Err("a training run is in progress: wait for it or stop it first".into());
+        }
+        let inputs: Vec<PathBuf> = self
+            .data
+            .settings
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect();
+        if inputs.is_empty() {
+            return Err("add sequence files first (step 1)".into());
+        }
+        let model = self.model.model()?;
+        Ok(self.pretrain.config(
+            &model,
+            inputs,
+            self.model.settings.device,
+            &self.train.runs_dir,
+        ))
     }
 
     fn handle_drops(&mut self, ctx: &egui::Context) {
@@ -225,12 +257,12 @@ impl DnatuneApp {
     }
 
     fn close_ui(&mut self, ctx: &egui::Context) {
-        if ctx.input(|i| i.viewport().close_requested()) && self.train.is_running() && !self.closing
-        {
+        let running = self.train.is_running() || self.pretrain.is_running();
+        if ctx.input(|i| i.viewport().close_requested()) && running && !self.closing {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.confirm_close = true;
         }
-        if self.closing && !self.train.is_running() {
+        if self.closing && !running {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
         if !self.confirm_close {
@@ -242,6 +274,7 @@ impl DnatuneApp {
             ui.horizontal(|ui| {
                 if ui.button("Stop and close").clicked() {
                     self.train.stop();
+                    self.pretrain.stop();
                     self.closing = true;
                     self.confirm_close = false;
                 }
@@ -271,6 +304,7 @@ impl eframe::App for DnatuneApp {
         }
         self.results.poll();
         self.data.poll();
+        self.pretrain.poll();
         // The window length the data step suggests follows the model's context (a catalog
         // entry, or a local folder once it has been read).
         if let Some((max_tokens, context_bp)) = self.model.context() {
@@ -300,8 +334,23 @@ impl eframe::App for DnatuneApp {
                 Step::Data => self.data.ui(ui, self.dialogs.as_mut()),
                 Step::Model => self.model.ui(ui, self.dialogs.as_mut()),
                 Step::Train => {
-                    let ready = self.train_config();
+                    let ready = if self.pretrain.is_running() {
+                        Err(
+                            "pretraining is in progress (Pretrain): wait for it or stop it first"
+                                .to_string(),
+                        )
+                    } else {
+                        self.train_config()
+                    };
                     self.train.ui(ui, ready, self.dialogs.as_mut());
+                }
+                Step::Pretrain => {
+                    let ready = self.pretrain_config();
+                    if let Some(PretrainCommand::FineTune(checkpoint)) = self.pretrain.ui(ui, ready)
+                    {
+                        self.model.choose_folder(checkpoint);
+                        self.step = Step::Model;
+                    }
                 }
                 Step::Results => self.results.ui(ui, self.dialogs.as_mut()),
                 Step::Runs => {
@@ -330,21 +379,23 @@ impl eframe::App for DnatuneApp {
 }
 
 /// The steps in the order of the bar at the top, with their names there.
-const STEPS: [(Step, &str); 5] = [
+const STEPS: [(Step, &str); 6] = [
     (Step::Data, "1 · Data"),
     (Step::Model, "2 · Model"),
     (Step::Train, "3 · Train"),
     (Step::Results, "4 · Results"),
     (Step::Runs, "Runs"),
+    (Step::Pretrain, "Pretrain"),
 ];
 
 /// Ctrl (⌘) + this key goes to the step.
-const STEP_KEYS: [(Step, egui::Key); 5] = [
+const STEP_KEYS: [(Step, egui::Key); 6] = [
     (Step::Data, egui::Key::Num1),
     (Step::Model, egui::Key::Num2),
     (Step::Train, egui::Key::Num3),
     (Step::Results, egui::Key::Num4),
     (Step::Runs, egui::Key::Num5),
+    (Step::Pretrain, egui::Key::Num6),
 ];
 
 /// `<app data folder>/runs`, or `./dnatune-runs` when the platform has none.

@@ -5,6 +5,7 @@ pub mod data_ui;
 pub mod dialogs;
 pub mod history;
 pub mod model_ui;
+pub mod pretrain_ui;
 pub mod qc_ui;
 pub mod results_ui;
 pub mod run;

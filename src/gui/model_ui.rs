@@ -343,6 +343,12 @@ impl ModelPanel {
 
     /// Chooses a model; LoRA targets and a token limit that do not fit it fall back to its
     /// defaults.
+    /// Chooses a model folder (a pretraining checkpoint, say) as if picked with "Use a local
+    /// folder…".
+    pub fn choose_folder(&mut self, path: PathBuf) {
+        self.select(ModelSource::Local(path));
+    }
+
     /// The demo's model and settings (see [`crate::bundled::demo_config`]).
     pub fn use_demo(&mut self, demo: &TrainConfig) {
         self.select(ModelSource::Catalog(demo.model.clone()));
