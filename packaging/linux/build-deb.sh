@@ -3,7 +3,7 @@
 #
 #   packaging/linux/build-deb.sh            → dist/dnatune_<version>_<arch>.deb
 #
-# Honours CARGO_TARGET_DIR. Needs cargo, dpkg-deb and dpkg-shlibdeps (Debian: dpkg-dev).
+# Honours CARGO_TARGET_DIR and DNATUNE_DEB_OUT. Needs cargo, dpkg-deb and dpkg-shlibdeps (Debian: dpkg-dev).
 #
 # What goes where:
 #   /usr/bin/dnatune                                   the release binary (symbols stripped)
@@ -23,14 +23,22 @@ out=${DNATUNE_DEB_OUT:-$repo/dist}
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
-echo "building dnatune $version (release)" >&2
-cargo build --release --locked --bin dnatune >&2
+# DNATUNE_DEB_PROFILE=dev packages the unoptimised test build instead (same code and files; CI
+# uses it to check the package without a half-hour release build on 2 cores).
+profile=${DNATUNE_DEB_PROFILE:-release}
+case "$profile" in
+    release) cargo_profile=(--release); profile_dir=release ;;
+    dev) cargo_profile=(); profile_dir=debug ;;
+    *) echo "DNATUNE_DEB_PROFILE must be release or dev, not $profile" >&2; exit 2 ;;
+esac
+echo "building dnatune $version ($profile)" >&2
+cargo build "${cargo_profile[@]}" --locked --bin dnatune >&2
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root="$work/dnatune_${version}_${arch}"
 
-install -Dm755 "$target/release/dnatune" "$root/usr/bin/dnatune"
+install -Dm755 "$target/$profile_dir/dnatune" "$root/usr/bin/dnatune"
 strip --strip-unneeded "$root/usr/bin/dnatune"
 install -Dm644 packaging/linux/dnatune.desktop "$root/usr/share/applications/dnatune.desktop"
 install -Dm644 packaging/linux/dnatune-mime.xml "$root/usr/share/mime/packages/dnatune.xml"
