@@ -106,3 +106,19 @@ impl<M, T> Job<M, T> {
         }))
     }
 }
+
+/// One frame's polling of a run that reports events and ends in `Result<T, String>`: its new
+/// events go to `apply`; once it has ended the slot is emptied and its outcome (a panic folded
+/// into `Err`) returned.
+pub fn poll_run<M, T>(
+    slot: &mut Option<Job<M, Result<T, String>>>,
+    mut apply: impl FnMut(&M),
+) -> Option<Result<T, String>> {
+    let job = slot.as_mut()?;
+    for message in job.drain() {
+        apply(&message);
+    }
+    let outcome = job.take_result()?;
+    *slot = None;
+    Some(outcome.and_then(|result| result))
+}

@@ -10,7 +10,7 @@ use crate::train::{train, Event, Metrics, RunSummary, StopReason, TrainConfig};
 
 use super::dialogs::Dialogs;
 use super::history::{downsample, RunHistory, MAX_PLOT_POINTS};
-use super::run::Job;
+use super::run::{poll_run, Job};
 use super::series_color;
 
 type TrainJob = Job<Event, Result<RunSummary, String>>;
@@ -86,19 +86,14 @@ impl TrainPanel {
 
     /// Takes the run's new events and, when it has ended, its result. Call every frame.
     pub fn poll(&mut self) {
-        let Some(job) = &mut self.job else { return };
-        for event in job.drain() {
-            self.history.apply(&event);
-        }
-        if let Some(result) = job.take_result() {
-            match result {
-                Ok(Ok(summary)) => self.summary = Some(summary),
-                Ok(Err(message)) | Err(message) => {
-                    self.history.status = "stopped with an error".to_string();
-                    self.error = Some(message);
-                }
+        let history = &mut self.history;
+        match poll_run(&mut self.job, |event| history.apply(event)) {
+            Some(Ok(summary)) => self.summary = Some(summary),
+            Some(Err(message)) => {
+                self.history.status = "stopped with an error".to_string();
+                self.error = Some(message);
             }
-            self.job = None;
+            None => {}
         }
     }
 
