@@ -3,9 +3,11 @@
 //! `cargo bench --no-default-features --bench data_read` builds a FASTA of ≥ 50 MB from the
 //! genomes in `shared/data/genomes` (60-column lines, distinct headers) and its gzip in a temp
 //! dir, then measures, each in a fresh child process (so peak memory is that run's own):
-//! dnatune `load` + 1024/512 windows on the plain and the gzipped file, flate2 decompression
-//! alone, and `bench/biopython_read.py` (`SeqIO.parse` + `upper()` + slicing) on both files.
-//! Single-threaded throughout. See `bench/README.md`.
+//! dnatune `load` + 1024/512 windows on the plain and the gzipped file (on one thread without
+//! and with the sha256 a manifest needs, and with the default settings, which use a second
+//! thread), flate2 decompression and sha256 alone, needletail parsing alone, and
+//! `bench/biopython_read.py` (`SeqIO.parse` + `upper()` + slicing) on both files. See
+//! `bench/README.md`.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,8 +37,14 @@ fn main() {
         println!("skipped: shared/data is missing (set DNATUNE_SHARED or put it at ../shared)");
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let fasta = dir.path().join("bench.fa");
+    // `DNATUNE_BENCH_DIR=DIR` keeps the built files there (to profile a single run with
+    // `--child WHAT FILE`); by default they go to a temp dir that is removed at the end.
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = std::env::var_os("DNATUNE_BENCH_DIR")
+        .map(PathBuf::from)
+        .inspect(|dir| std::fs::create_dir_all(dir).expect("DNATUNE_BENCH_DIR"))
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let fasta = dir.join("bench.fa");
     let build = Instant::now();
     let size = build_fasta(&shared, &fasta);
     println!(
@@ -45,7 +53,7 @@ fn main() {
         mb(size),
         build.elapsed().as_secs_f64()
     );
-    let gz = dir.path().join("bench.fa.gz");
+    let gz = dir.join("bench.fa.gz");
     let start = Instant::now();
     {
         let mut input = std::fs::File::open(&fasta).expect("open");
@@ -64,21 +72,62 @@ fn main() {
 
     let exe = std::env::current_exe().expect("own path");
     let best = |what: &str, path: &Path| best_of(&exe, what, path);
-    let plain = best("dnatune", &fasta);
-    let gzipped = best("dnatune", &gz);
-    let plain_hash_thread = best("dnatune-hash-thread", &fasta);
-    let gzipped_hash_thread = best("dnatune-hash-thread", &gz);
-    let inflate = best("inflate", &gz);
-    let parts: Vec<(&str, Option<Run>)> = ["sha256", "needletail", "needletail+normalize"]
-        .into_iter()
-        .map(|what| (what, best(what, &fasta)))
+    // (label, child task, input)
+    let plans: [(&str, &str, &Path); 11] = [
+        (
+            "dnatune, plain: read + normalise + window, one thread, no sha256",
+            "dnatune-no-sha256-one-thread",
+            &fasta,
+        ),
+        (
+            "dnatune, plain, one thread, with sha256",
+            "dnatune-one-thread",
+            &fasta,
+        ),
+        (
+            "dnatune, plain, default (sha256 on a second thread)",
+            "dnatune",
+            &fasta,
+        ),
+        (
+            "dnatune, gzip: read + normalise + window, one thread, no sha256",
+            "dnatune-no-sha256-one-thread",
+            &gz,
+        ),
+        (
+            "dnatune, gzip, one thread, with sha256",
+            "dnatune-one-thread",
+            &gz,
+        ),
+        (
+            "dnatune, gzip, default (decompression and sha256 on second threads)",
+            "dnatune",
+            &gz,
+        ),
+        ("flate2 decompression alone (to a sink)", "inflate", &gz),
+        ("part: sha256 of the plain file", "sha256", &fasta),
+        ("part: sha256 of the gzip file", "sha256", &gz),
+        (
+            "reference: needletail parsing alone (no normalisation), plain",
+            "needletail",
+            &fasta,
+        ),
+        (
+            "reference: needletail parsing alone (no normalisation), gzip",
+            "needletail",
+            &gz,
+        ),
+    ];
+    let runs: Vec<(&str, Option<Run>)> = plans
+        .iter()
+        .map(|(label, what, path)| (*label, best(what, path)))
         .collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/biopython_read.py");
     let bio_plain = biopython(&script, &fasta);
     let bio_gz = biopython(&script, &gz);
 
     println!();
-    println!("input: {:.1} MB FASTA (60-column lines); rates are MB of uncompressed FASTA per second, best of {REPEATS}", mb(size));
+    println!("input: {:.1} MB FASTA (60-column lines), {:.1} MB gzip; rates are MB of uncompressed FASTA per second, best of {REPEATS}", mb(size), mb(gz_size));
     println!("| run | MB/s | seconds | CPU seconds | peak RSS MB | windows |");
     println!("|---|---:|---:|---:|---:|---:|");
     let row = |name: &str, r: &Option<Run>| match r {
@@ -92,43 +141,49 @@ fn main() {
         ),
         None => println!("| {name} | – | – | – | – | – |"),
     };
-    row("dnatune, plain", &plain);
-    row("dnatune, gzip", &gzipped);
-    row(
-        "dnatune, plain, sha256 on a second thread",
-        &plain_hash_thread,
-    );
-    row(
-        "dnatune, gzip, sha256 on a second thread",
-        &gzipped_hash_thread,
-    );
-    row("flate2 decompression alone (to a sink)", &inflate);
-    for (what, run) in &parts {
-        row(&format!("part: {what}, plain"), run);
+    for (label, run) in &runs {
+        row(label, run);
     }
     row("Biopython, plain", &bio_plain);
     row("Biopython, gzip", &bio_gz);
     println!();
-    if let (Some(d), Some(b)) = (&plain, &bio_plain) {
+    let seconds = |i: usize| runs[i].1.as_ref().map(|r| r.seconds);
+    let bio_plain_s = bio_plain.as_ref().map(|r| r.seconds);
+    let bio_gz_s = bio_gz.as_ref().map(|r| r.seconds);
+    if let (Some(d), Some(b)) = (seconds(0), bio_plain_s) {
+        println!("plain, read + normalise + window on one core: dnatune is {:.1}x Biopython (target >= 10x)", b / d);
+    }
+    if let (Some(d), Some(b)) = (seconds(1), bio_plain_s) {
         println!(
-            "plain: dnatune is {:.1}x Biopython (target >= 10x)",
-            b.seconds / d.seconds
+            "plain, one core, sha256 included: dnatune is {:.1}x Biopython",
+            b / d
         );
     }
-    if let (Some(d), Some(b)) = (&gzipped, &bio_gz) {
-        println!("gzip: dnatune is {:.1}x Biopython", b.seconds / d.seconds);
-    }
-    if let (Some(d), Some(i)) = (&gzipped, &inflate) {
+    if let (Some(d), Some(b)) = (seconds(2), bio_plain_s) {
         println!(
-            "gzip: dnatune takes {:.2}x the time of decompression alone (target <= 1.2x)",
-            d.seconds / i.seconds
+            "plain, default settings: dnatune is {:.1}x Biopython",
+            b / d
         );
     }
-    if let (Some(p), Some(d)) = (&plain, &bio_plain) {
-        if p.windows != d.windows {
+    if let (Some(d), Some(b)) = (seconds(5), bio_gz_s) {
+        println!("gzip, default settings: dnatune is {:.1}x Biopython", b / d);
+    }
+    if let Some(i) = seconds(6) {
+        for (index, what) in [
+            (5, "default settings"),
+            (3, "one thread, no sha256"),
+            (4, "one thread, with sha256"),
+        ] {
+            if let Some(d) = seconds(index) {
+                println!("gzip, {what}: dnatune takes {:.2}x the time of decompression alone (target <= 1.2x)", d / i);
+            }
+        }
+    }
+    if let (Some((_, Some(p))), Some(b)) = (runs.first(), &bio_plain) {
+        if p.windows != b.windows {
             println!(
                 "WARNING: window counts differ: dnatune {} vs Biopython {}",
-                p.windows, d.windows
+                p.windows, b.windows
             );
         }
     }
@@ -234,9 +289,14 @@ fn parse_run(text: &str) -> Option<Run> {
 fn child(what: &str, path: &Path) {
     let start = Instant::now();
     let windows = match what {
-        "dnatune" | "dnatune-hash-thread" => {
-            let settings = ReadSettings {
-                hash_on_second_thread: what == "dnatune-hash-thread",
+        "dnatune" | "dnatune-one-thread" | "dnatune-no-sha256-one-thread" => {
+            let settings = match what {
+                "dnatune" => ReadSettings::default(),
+                "dnatune-one-thread" => ReadSettings::one_thread(),
+                _ => ReadSettings {
+                    sha256: false,
+                    ..ReadSettings::one_thread()
+                },
             };
             let options = LoadOptions {
                 class_inputs: vec![ClassInput {
@@ -287,27 +347,13 @@ fn child(what: &str, path: &Path) {
             std::hint::black_box(hasher.finalize());
             0
         }
-        "needletail" | "needletail+normalize" => {
-            let normalize = what == "needletail+normalize";
+        "needletail" => {
             let mut reader = needletail::parse_fastx_file(path).expect("open");
-            // Reserved from the file size, as `load` does.
-            let file_len = std::fs::metadata(path).expect("size").len() as usize;
-            let mut bases = Vec::with_capacity(if normalize { file_len } else { 0 });
-            let mut counts = dnatune::data::NormalizationCounts::default();
             let mut total = 0usize;
             while let Some(record) = reader.next() {
-                let record = record.expect("parse");
-                total += record.raw_seq().len();
-                if normalize {
-                    dnatune::data::normalize::normalize_into(
-                        record.raw_seq(),
-                        &mut bases,
-                        &mut counts,
-                    )
-                    .expect("normalize");
-                }
+                total += record.expect("parse").raw_seq().len();
             }
-            std::hint::black_box((total, bases.len()));
+            std::hint::black_box(total);
             0
         }
         other => panic!("unknown child task {other}"),

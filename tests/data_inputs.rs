@@ -367,7 +367,9 @@ fn hashing_on_a_second_thread_gives_the_same_data_hash_and_errors() {
     let mut bgzf = gzip(b">r1 x\nACGTN\nacgt\n");
     bgzf.extend(gzip(b">r2\nGGCC\n"));
     let second_thread = ReadSettings {
+        sha256: true,
         hash_on_second_thread: true,
+        decompress_on_second_thread: true,
     };
     for (name, bytes) in [("plain.fa", fasta.to_vec()), ("bgzf.fa.gz", bgzf)] {
         let path = write(dir.path(), name, &bytes);
@@ -391,7 +393,9 @@ fn hashing_on_a_second_thread_gives_the_same_data_hash_and_errors() {
     truncated.truncate(truncated.len() / 2);
     let path = write(dir.path(), "cut.fa.gz", &truncated);
     let options = classes(&[("a", &path)]);
-    let inline = load(&options).unwrap_err().to_string();
+    let inline = load_with_settings(&options, &ReadSettings::one_thread(), |_| {})
+        .unwrap_err()
+        .to_string();
     let threaded = load_with_settings(&options, &second_thread, |_| {})
         .unwrap_err()
         .to_string();
@@ -765,6 +769,73 @@ fn real_phage_and_bacterial_genomes() {
         phage_bases,
         48_502 + 101_130 + 42_722 + 37_253 + 58_758 + 140_135 + 586_883
     );
+}
+
+/// Every record of a FASTA file (plain or gzip) read line by line, the plain way: (header,
+/// header line, upper-cased bases with IUPAC codes as N).
+fn read_line_by_line(path: &Path) -> Vec<(String, u64, Vec<u8>)> {
+    use std::io::Read;
+    let bytes = std::fs::read(path).unwrap();
+    let mut text = Vec::new();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut text)
+            .unwrap();
+    } else {
+        text = bytes;
+    }
+    let mut records: Vec<(String, u64, Vec<u8>)> = Vec::new();
+    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(header) = line.strip_prefix(b">") {
+            let header = String::from_utf8_lossy(header).into_owned();
+            records.push((header, index as u64 + 1, Vec::new()));
+        } else if let Some((_, _, bases)) = records.last_mut() {
+            bases.extend(line.iter().map(|b| match b.to_ascii_uppercase() {
+                b @ (b'A' | b'C' | b'G' | b'T' | b'N') => b,
+                b'U' => b'T',
+                _ => b'N',
+            }));
+        }
+    }
+    records
+}
+
+#[test]
+fn real_fasta_files_read_as_line_by_line_with_and_without_helper_threads() {
+    let Some(data_dir) = shared("") else { return };
+    let files = [
+        "genomes/bacteria/bowtie_E.coli_536_NC_008253.fna.gz",
+        "genomes/phage/pharokka_hundred_microviruses.fasta",
+        "genomes/phage/bowtie2_lambda_virus_NC_001416.fa",
+        "enhancers_human_ienhancer2l/enhancer.cv.txt",
+        "promoters_cnnprom/Mouse_tata.fa.gz",
+    ];
+    let threaded = ReadSettings {
+        sha256: true,
+        hash_on_second_thread: true,
+        decompress_on_second_thread: true,
+    };
+    for file in files {
+        let path = data_dir.join(file);
+        if !path.exists() {
+            println!("skipped {file}: not in shared/data");
+            continue;
+        }
+        let expected = read_line_by_line(&path);
+        let sha256 = format!("{:x}", Sha256::digest(std::fs::read(&path).unwrap()));
+        for settings in [ReadSettings::one_thread(), threaded.clone()] {
+            let data = load_with_settings(&classes(&[("all", &path)]), &settings, |_| {}).unwrap();
+            let got: Vec<(String, u64, Vec<u8>)> = data
+                .records
+                .iter()
+                .map(|r| (r.header.clone(), r.line, data.sequence(r).to_vec()))
+                .collect();
+            assert_eq!(got.len(), expected.len(), "{file}, {settings:?}");
+            assert!(got == expected, "{file}, {settings:?}: records differ");
+            assert_eq!(data.files[0].sha256, sha256, "{file}, {settings:?}");
+        }
+    }
 }
 
 #[test]

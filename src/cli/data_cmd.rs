@@ -11,7 +11,7 @@ use crate::data::feature_label::parse_feature_keys;
 use crate::data::window::DEFAULT_MAX_N_FRACTION;
 use crate::data::{
     dataset::DEFAULT_SEED, ClassInput, Dataset, DatasetOptions, HeaderLabelRule, LoadOptions,
-    Manifest, SplitFractions, TableInput, WindowOptions, DEFAULT_MIN_FEATURE_OVERLAP,
+    Manifest, ReadSettings, SplitFractions, TableInput, WindowOptions, DEFAULT_MIN_FEATURE_OVERLAP,
 };
 
 #[derive(Debug, Subcommand)]
@@ -167,8 +167,13 @@ impl DataArgs {
 
     /// Loads, windows and splits the data.
     pub fn build(&self) -> anyhow::Result<(LoadOptions, Dataset)> {
+        self.build_with(&ReadSettings::default())
+    }
+
+    /// [`DataArgs::build`] with explicit [`ReadSettings`].
+    pub fn build_with(&self, settings: &ReadSettings) -> anyhow::Result<(LoadOptions, Dataset)> {
         let load_options = self.load_options()?;
-        let data = crate::data::load(&load_options)?;
+        let data = crate::data::load_with_settings(&load_options, settings, |_| {})?;
         let dataset = Dataset::build(data, &self.dataset_options())?;
         Ok((load_options, dataset))
     }
@@ -196,7 +201,12 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let (load_options, dataset) = args.data.build()?;
+    // The files' checksums are only needed for the manifest.
+    let settings = ReadSettings {
+        sha256: args.manifest.is_some(),
+        ..ReadSettings::default()
+    };
+    let (load_options, dataset) = args.data.build_with(&settings)?;
     if let Some(path) = &args.manifest {
         Manifest::new(&dataset, &load_options).write(path)?;
     }

@@ -1,5 +1,7 @@
-//! Streaming FASTA/FASTQ reading (plain, gzip/bgzip, xz, zstd, bzip2 — detected by content,
-//! via needletail), with the file's sha256 computed from the same bytes as they are read.
+//! Streaming FASTA/FASTQ reading (plain, gzip/bgzip, xz, zstd, bzip2 — detected by content),
+//! with the file's sha256 computed from the same bytes as they are read (or on a second
+//! thread). FASTA goes through dnatune's own reader ([`super::fasta`]), FASTQ through
+//! needletail.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -10,7 +12,9 @@ use needletail::errors::{ParseError, ParseErrorKind};
 use needletail::parser::Format;
 use sha2::{Digest, Sha256};
 
-use super::error::DataError;
+use super::error::{describe_byte, DataError};
+use super::fasta::{parse_fasta, spawn_decoder, ChunkReader, ChunkSource, ReadChunks, RecordSink};
+use super::normalize::normalize_into;
 use super::types::InputFormat;
 
 /// Passes bytes through while hashing them (unless another thread hashes the file) and
@@ -146,34 +150,46 @@ pub(crate) fn decompress<'a, R: Read + Send + 'a>(
     Ok((compression, boxed))
 }
 
-/// One record as the parser sees it, before normalisation.
-pub(crate) struct RawRecord<'r> {
-    /// The header line without `>`/`@` and without a trailing `\r`.
-    pub header: &'r [u8],
-    /// 1-based line of the header.
-    pub line: u64,
-    /// The sequence text; for FASTA it may span lines (`\n`, `\r` included).
-    pub raw_seq: &'r [u8],
+/// How a FASTA/FASTQ file is read: whether its sha256 is needed, and which work may run on
+/// threads of its own (see [`super::ReadSettings`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastxReading {
+    /// Compute the file's sha256 (else the returned digest is empty).
+    pub hash: bool,
+    /// Hash on a second thread that reads the file separately, in parallel with parsing.
+    pub hash_on_second_thread: bool,
+    /// Decompress on a second thread, handing the text over in large chunks.
+    pub decompress_on_second_thread: bool,
 }
 
-/// Reads every record of a FASTA/FASTQ file (any supported compression), calling `on_record`
-/// for each, and returns the file's format and sha256. With `hash_on_second_thread` the file
-/// is hashed by a second thread that reads it separately, in parallel with parsing.
+impl FastxReading {
+    /// Everything on the calling thread, no hash.
+    pub(crate) const NO_HASH: FastxReading = FastxReading {
+        hash: false,
+        hash_on_second_thread: false,
+        decompress_on_second_thread: false,
+    };
+}
+
+/// Reads every record of a FASTA/FASTQ file (any supported compression), passing it to `sink`
+/// with its bases normalised, and returns the file's format and sha256 (empty when `how`
+/// asks for none).
 pub(crate) fn read_fastx_file(
     path: &Path,
     bytes_read: &AtomicU64,
-    hash_on_second_thread: bool,
-    on_record: impl FnMut(RawRecord<'_>) -> Result<(), DataError>,
+    how: FastxReading,
+    sink: &mut impl RecordSink,
 ) -> Result<(InputFormat, String), DataError> {
-    if !hash_on_second_thread {
-        return parse_fastx_file(path, bytes_read, true, on_record);
+    if !(how.hash && how.hash_on_second_thread) {
+        return parse_fastx_file(path, bytes_read, how, sink);
     }
     std::thread::scope(|scope| {
         let hashing = std::thread::Builder::new()
             .name("sha256".into())
             .spawn_scoped(scope, || hash_whole_file(path))
             .map_err(|e| DataError::io(path, e))?;
-        let (format, _) = parse_fastx_file(path, bytes_read, false, on_record)?;
+        let parsing = FastxReading { hash: false, ..how };
+        let (format, _) = parse_fastx_file(path, bytes_read, parsing, sink)?;
         let (sha256, file_len) = hashing.join().map_err(|_| {
             DataError::io(
                 path,
@@ -186,83 +202,118 @@ pub(crate) fn read_fastx_file(
     })
 }
 
-/// Parses the file; returns its format and, with `hash`, its sha256 (else an empty string).
+/// Parses the file; returns its format and, with `how.hash`, its sha256 (else an empty
+/// string).
 fn parse_fastx_file(
     path: &Path,
     bytes_read: &AtomicU64,
-    hash: bool,
-    mut on_record: impl FnMut(RawRecord<'_>) -> Result<(), DataError>,
+    how: FastxReading,
+    sink: &mut impl RecordSink,
 ) -> Result<(InputFormat, String), DataError> {
     let mut file = open_input(path)?;
     let mut hasher = Sha256::new();
-    let mut format = InputFormat::Fasta;
-    {
-        let reader = DigestReader::new(&mut file, hash.then_some(&mut hasher), bytes_read);
-        let (compression, mut decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
+    let format = {
+        let reader = DigestReader::new(&mut file, how.hash.then_some(&mut hasher), bytes_read);
+        let (compression, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
         let compressed = compression != Compression::None;
-        let mut first = [0u8; 1];
-        if let Err(err) = decoded.read_exact(&mut first) {
-            return Err(match err.kind() {
-                io::ErrorKind::UnexpectedEof => DataError::EmptyFile {
-                    path: path.to_path_buf(),
-                },
-                _ => io_or_truncated(path, compressed, err.to_string(), None),
-            });
-        }
-        let text = io::Cursor::new(first).chain(decoded);
-        // needletail rejects a FASTA file that ends in a header with no sequence line; two
-        // extra line breaks turn that into the empty record it is (counted and skipped).
-        let stream: Box<dyn Read + Send> = if first[0] == b'>' {
-            Box::new(text.chain(&b"\n\n"[..]))
+        if compressed && how.decompress_on_second_thread {
+            std::thread::scope(|scope| {
+                let mut chunks =
+                    spawn_decoder(scope, decoded).map_err(|e| DataError::io(path, e))?;
+                parse_chunks(path, &mut chunks, compressed, sink)
+            })?
         } else {
-            Box::new(text)
-        };
-        let mut parser = match needletail::parse_fastx_reader(stream) {
-            Ok(parser) => parser,
-            Err(err) => return Err(start_error(path, compressed, err)),
-        };
-        // Id and line of the last good record, for messages about what follows it.
-        let mut last_record: Option<(String, u64)> = None;
-        let mut no_records_yet = true;
-        while let Some(next) = parser.next() {
-            let record = match next {
-                Ok(record) => record,
-                Err(err) => return Err(parse_error(path, compressed, err, last_record)),
-            };
-            if no_records_yet {
-                no_records_yet = false;
-                if record.format() == Format::Fastq {
-                    format = InputFormat::Fastq;
-                }
-            }
-            let line = record.start_line_number();
-            on_record(RawRecord {
-                header: record.id(),
-                line,
-                raw_seq: record.raw_seq(),
-            })?;
-            let id = record_id(record.id());
-            match &mut last_record {
-                Some((last_id, last_line)) => {
-                    last_id.clear();
-                    last_id.push_str(&id);
-                    *last_line = line;
-                }
-                None => last_record = Some((id.into_owned(), line)),
-            }
+            parse_chunks(path, &mut ReadChunks::new(decoded), compressed, sink)?
         }
-        if no_records_yet {
-            // A parser that yields nothing saw no record at all, e.g. a gzip of an empty file.
-            return Err(DataError::EmptyFile {
-                path: path.to_path_buf(),
-            });
-        }
-    }
-    if !hash {
+    };
+    if !how.hash {
         return Ok((format, String::new()));
     }
     let sha256 = finish_digest(path, &mut file, hasher, bytes_read)?;
     Ok((format, sha256))
+}
+
+/// Parses the text `chunks` hold: FASTA with dnatune's own reader, anything else (FASTQ, and
+/// files that are neither, for their error messages) with needletail.
+fn parse_chunks<S: ChunkSource + Send>(
+    path: &Path,
+    chunks: &mut S,
+    compressed: bool,
+    sink: &mut impl RecordSink,
+) -> Result<InputFormat, DataError> {
+    let first = chunks
+        .next_chunk()
+        .map_err(|err| io_or_truncated(path, compressed, err.to_string(), None))?;
+    match first.first() {
+        None => Err(DataError::EmptyFile {
+            path: path.to_path_buf(),
+        }),
+        Some(b'>') => {
+            parse_fasta(path, chunks, compressed, sink)?;
+            Ok(InputFormat::Fasta)
+        }
+        Some(_) => parse_with_needletail(path, ChunkReader::new(chunks), compressed, sink),
+    }
+}
+
+/// FASTQ (and the error for text that is neither FASTA nor FASTQ) through needletail.
+fn parse_with_needletail(
+    path: &Path,
+    text: impl Read + Send,
+    compressed: bool,
+    sink: &mut impl RecordSink,
+) -> Result<InputFormat, DataError> {
+    let mut parser = match needletail::parse_fastx_reader(text) {
+        Ok(parser) => parser,
+        Err(err) => return Err(start_error(path, compressed, err)),
+    };
+    let mut format = InputFormat::Fasta;
+    // Id and line of the last good record, for messages about what follows it.
+    let mut last_record: Option<(String, u64)> = None;
+    let mut no_records_yet = true;
+    while let Some(next) = parser.next() {
+        let record = match next {
+            Ok(record) => record,
+            Err(err) => return Err(parse_error(path, compressed, err, last_record)),
+        };
+        if no_records_yet {
+            no_records_yet = false;
+            if record.format() == Format::Fastq {
+                format = InputFormat::Fastq;
+            }
+        }
+        let line = record.start_line_number();
+        let header = record.id();
+        sink.begin_record(header, line)?;
+        let raw_seq = record.raw_seq();
+        let (bases, counts) = sink.bases();
+        if let Err(bad) = normalize_into(raw_seq, bases, counts) {
+            let (lines_before, column) = bad.position_in(raw_seq);
+            return Err(DataError::InvalidCharacter {
+                path: path.to_path_buf(),
+                record: record_id(header).into_owned(),
+                location: format!("line {}, column {column}", line + 1 + lines_before),
+                character: describe_byte(bad.byte),
+            });
+        }
+        sink.end_record()?;
+        let id = record_id(header);
+        match &mut last_record {
+            Some((last_id, last_line)) => {
+                last_id.clear();
+                last_id.push_str(&id);
+                *last_line = line;
+            }
+            None => last_record = Some((id.into_owned(), line)),
+        }
+    }
+    if no_records_yet {
+        // A parser that yields nothing saw no record at all.
+        return Err(DataError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(format)
 }
 
 /// The record id (header up to the first whitespace), for messages.

@@ -10,7 +10,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::error::{describe_byte, DataError};
-use super::fastx::{read_fastx_file, record_id, RawRecord};
+use super::fasta::RecordSink;
+use super::fastx::{read_fastx_file, record_id, FastxReading};
 use super::feature_label::{
     feature_class_names, key_matches, parse_feature_keys, FeatureCover, FeatureLabelling,
     RemotePartSkipped,
@@ -121,14 +122,44 @@ pub fn load_with_progress(
     load_with_settings(options, &ReadSettings::default(), on_progress)
 }
 
-/// How inputs are read; unlike [`LoadOptions`] it never changes the result, only the speed,
-/// so it is not part of the manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How inputs are read; unlike [`LoadOptions`] it changes only the speed (and, with `sha256`
+/// off, leaves the files' digests empty), so it is not part of the manifest. The default
+/// computes every digest and uses a second thread for both kinds of work below when the
+/// machine has more than one core.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadSettings {
-    /// Hash each FASTA/FASTQ file on a second thread (reading the file again, in parallel
-    /// with parsing) instead of on the parsing thread. Pays on a machine with an idle core;
-    /// tables are always hashed inline.
+    /// Compute each FASTA/FASTQ file's sha256, which a manifest needs. Off, their
+    /// [`InputFile::sha256`] is left empty (for a QC report that writes no manifest).
+    pub sha256: bool,
+    /// Hash each FASTA/FASTQ/GenBank file on a second thread (reading the file again, in
+    /// parallel with parsing) instead of on the parsing thread. Tables are always hashed
+    /// inline.
     pub hash_on_second_thread: bool,
+    /// Decompress each compressed FASTA/FASTQ file on a second thread, so that parsing
+    /// overlaps with decompression.
+    pub decompress_on_second_thread: bool,
+}
+
+impl ReadSettings {
+    /// Everything on the calling thread.
+    pub fn one_thread() -> Self {
+        ReadSettings {
+            sha256: true,
+            hash_on_second_thread: false,
+            decompress_on_second_thread: false,
+        }
+    }
+}
+
+impl Default for ReadSettings {
+    fn default() -> Self {
+        let spare_core = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        ReadSettings {
+            sha256: true,
+            hash_on_second_thread: spare_core,
+            decompress_on_second_thread: spare_core,
+        }
+    }
 }
 
 /// [`load_with_progress`] with explicit [`ReadSettings`].
@@ -243,24 +274,24 @@ pub fn load_with_settings(
                 } else {
                     None
                 };
-                read_fastx_file(
-                    &planned.path,
-                    &bytes_read,
-                    settings.hash_on_second_thread,
-                    |raw| {
-                        let result = loader.add_fastx_record(
-                            &planned.path,
-                            file_number,
-                            class,
-                            labeller,
-                            planned.designated_test,
-                            &raw,
-                            &mut file_stats,
-                        );
-                        report(false, file_index);
-                        result
-                    },
-                )?
+                let how = FastxReading {
+                    hash: settings.sha256,
+                    hash_on_second_thread: settings.hash_on_second_thread,
+                    decompress_on_second_thread: settings.decompress_on_second_thread,
+                };
+                let mut sink = LoaderSink {
+                    loader: &mut loader,
+                    path: &planned.path,
+                    file: file_number,
+                    class,
+                    labeller,
+                    file_is_test: planned.designated_test,
+                    stats: &mut file_stats,
+                    record_class: 0,
+                    pending: None,
+                    on_record: || report(false, file_index),
+                };
+                read_fastx_file(&planned.path, &bytes_read, how, &mut sink)?
             }
             Source::Table(input) => read_table_file(&planned.path, input, &bytes_read, |row| {
                 let result =
@@ -482,6 +513,66 @@ pub fn default_class_name(path: &Path) -> String {
     name
 }
 
+/// Takes the records of one FASTA/FASTQ file into the [`Loader`].
+struct LoaderSink<'a, F: FnMut()> {
+    loader: &'a mut Loader,
+    path: &'a Path,
+    file: u32,
+    /// The file's class (labels per file), else the header is read with `labeller`.
+    class: Option<u32>,
+    labeller: Option<&'a HeaderLabeller>,
+    file_is_test: bool,
+    stats: &'a mut FileStats,
+    /// The class of the record being read.
+    record_class: u32,
+    /// Header, line and base offset of the record being read.
+    pending: Option<(String, u64, usize)>,
+    /// Called after each record (progress).
+    on_record: F,
+}
+
+impl<F: FnMut()> RecordSink for LoaderSink<'_, F> {
+    fn begin_record(&mut self, header: &[u8], line: u64) -> Result<(), DataError> {
+        let header = String::from_utf8_lossy(header).into_owned();
+        self.record_class = self.loader.record_class(
+            self.path,
+            self.class,
+            self.labeller,
+            &header,
+            line,
+            self.stats,
+        )?;
+        self.pending = Some((header, line, self.loader.data.bases.len()));
+        Ok(())
+    }
+
+    fn bases(&mut self) -> (&mut Vec<u8>, &mut NormalizationCounts) {
+        let data = &mut self.loader.data;
+        (
+            &mut data.bases,
+            &mut data.normalization[self.record_class as usize],
+        )
+    }
+
+    fn end_record(&mut self) -> Result<(), DataError> {
+        let Some((header, line, offset)) = self.pending.take() else {
+            return Ok(());
+        };
+        self.loader.push_record(
+            self.path,
+            self.file,
+            self.record_class,
+            header,
+            line,
+            offset,
+            self.file_is_test,
+            self.stats,
+        )?;
+        (self.on_record)();
+        Ok(())
+    }
+}
+
 struct Loader {
     data: LoadedData,
     classes: ClassRegistry,
@@ -502,59 +593,34 @@ impl Loader {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn add_fastx_record(
+    /// The class of a FASTA/FASTQ record: its file's, or the label its header carries.
+    fn record_class(
         &mut self,
         path: &Path,
-        file: u32,
         class: Option<u32>,
         labeller: Option<&HeaderLabeller>,
-        file_is_test: bool,
-        raw: &RawRecord<'_>,
-        stats: &mut FileStats,
-    ) -> Result<(), DataError> {
-        let header = String::from_utf8_lossy(raw.header);
-        let class = match (class, labeller) {
-            (Some(class), _) => class,
-            (None, Some(labeller)) => match labeller.label(&header) {
+        header: &str,
+        line: u64,
+        stats: &FileStats,
+    ) -> Result<u32, DataError> {
+        match (class, labeller) {
+            (Some(class), _) => Ok(class),
+            (None, Some(labeller)) => match labeller.label(header) {
                 Ok(label) => {
                     let class = self.classes.intern(label);
                     self.ensure_counts();
-                    class
+                    Ok(class)
                 }
-                Err(problem) => {
-                    return Err(DataError::HeaderWithoutLabel {
-                        path: path.to_path_buf(),
-                        line: raw.line,
-                        header: header.into_owned(),
-                        problem: problem.to_string(),
-                        records_matched: stats.records + stats.empty,
-                    })
-                }
+                Err(problem) => Err(DataError::HeaderWithoutLabel {
+                    path: path.to_path_buf(),
+                    line,
+                    header: header.to_string(),
+                    problem: problem.to_string(),
+                    records_matched: stats.records + stats.empty,
+                }),
             },
-            (None, None) => unreachable_class(path)?,
-        };
-        let offset = self.data.bases.len();
-        let counts = &mut self.data.normalization[class as usize];
-        if let Err(bad) = normalize_into(raw.raw_seq, &mut self.data.bases, counts) {
-            let (lines_before, column) = bad.position_in(raw.raw_seq);
-            return Err(DataError::InvalidCharacter {
-                path: path.to_path_buf(),
-                record: record_id(raw.header).into_owned(),
-                location: format!("line {}, column {column}", raw.line + 1 + lines_before),
-                character: describe_byte(bad.byte),
-            });
+            (None, None) => unreachable_class(path),
         }
-        self.push_record(
-            path,
-            file,
-            class,
-            header.into_owned(),
-            raw.line,
-            offset,
-            file_is_test,
-            stats,
-        )
     }
 
     /// A GenBank record: labelled by its features (`--label-by-feature`), else like a FASTA
@@ -574,26 +640,7 @@ impl Loader {
         let class = if !self.feature_keys.is_empty() {
             self.feature_classes().0
         } else {
-            match (class, labeller) {
-                (Some(class), _) => class,
-                (None, Some(labeller)) => match labeller.label(&header) {
-                    Ok(label) => {
-                        let class = self.classes.intern(label);
-                        self.ensure_counts();
-                        class
-                    }
-                    Err(problem) => {
-                        return Err(DataError::HeaderWithoutLabel {
-                            path: path.to_path_buf(),
-                            line: record.line,
-                            header,
-                            problem: problem.to_string(),
-                            records_matched: stats.records + stats.empty,
-                        })
-                    }
-                },
-                (None, None) => unreachable_class(path)?,
-            }
+            self.record_class(path, class, labeller, &header, record.line, stats)?
         };
         let offset = self.data.bases.len();
         self.data.bases.extend_from_slice(&record.sequence);

@@ -1,6 +1,7 @@
 //! Reading, labelling, windowing and splitting sequence data.
 
 mod error;
+mod fasta;
 mod fastx;
 pub mod feature_label;
 pub mod genbank;

@@ -5,9 +5,10 @@
 //! tabs are layout, not sequence, and are skipped. Any other byte is an error.
 //!
 //! Speed matters (multi-GB genomes): the text is classified 64 bytes at a time (SSE2 on x86-64)
-//! into "upper-case `ACGTN`" and "line break"; a block of only those — nearly all of a typical
-//! file — is copied in one or a few runs. Only other blocks (soft-masked, IUPAC, CRLF, …) go
-//! byte by byte through a 256-entry table.
+//! into "`ACGTN` in either case" and "line break" (`\n`, `\r`); a block of only those — nearly
+//! all of a typical file, soft-masked and CRLF ones included — is upper-cased and stored in one
+//! fixed-size store per run between line breaks. Only other blocks (IUPAC codes, U, gaps,
+//! spaces, …) go byte by byte through a 256-entry table.
 
 use super::types::NormalizationCounts;
 
@@ -78,38 +79,83 @@ impl InvalidByte {
 }
 
 /// Appends the normalised bases of `raw` (sequence text, possibly spanning several lines) to
-/// `out` and adds what changed to `counts`. On an invalid byte, `out` holds the bases before
-/// it and the error says where it is.
+/// `out`, adds what changed to `counts` and returns the number of line breaks (`\n`) in `raw`.
+/// On an invalid byte, `out` holds the bases before it and the error says where it is.
 pub fn normalize_into(
     raw: &[u8],
     out: &mut Vec<u8>,
     counts: &mut NormalizationCounts,
-) -> Result<(), InvalidByte> {
-    out.reserve(raw.len());
+) -> Result<u64, InvalidByte> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vbmi2")
+    {
+        // SAFETY: the CPU has AVX-512BW and AVX-512 VBMI2, checked just above.
+        return unsafe { normalize_avx512(raw, out, counts) };
+    }
+    normalize_sse2(raw, out, counts)
+}
+
+/// [`normalize_into`] with SSE2 (on x86-64; a byte loop elsewhere): the upper-cased block is
+/// written to a buffer on the stack and each run between line breaks is copied out of it
+/// with one fixed-size 64-byte copy.
+fn normalize_sse2(
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    counts: &mut NormalizationCounts,
+) -> Result<u64, InvalidByte> {
+    // Room for every byte of `raw` plus one block: the fast path stores whole blocks and
+    // lets the next store overwrite what lies past the bases it keeps.
+    out.reserve(raw.len() + BLOCK);
+    let mut newlines = 0u64;
+    let mut lowercase = 0u64;
+    let mut padded = [0u8; 2 * BLOCK];
     let mut blocks = raw.chunks_exact(BLOCK);
     let mut block_start = 0usize;
     for block in &mut blocks {
-        let masks = block_masks(block);
-        if masks.plain == u64::MAX {
-            out.extend_from_slice(block);
-        } else if masks.plain | masks.newline == u64::MAX {
-            // Plain bases around line breaks (the usual 60- or 80-column layout): copy the
-            // runs between the breaks.
-            let mut newlines = masks.newline;
-            let mut run_start = 0usize;
-            while newlines != 0 {
-                let newline = newlines.trailing_zeros() as usize;
-                out.extend_from_slice(&block[run_start..newline]);
-                run_start = newline + 1;
-                newlines &= newlines - 1;
+        let masks = classify_block(block, &mut padded);
+        if masks.plain | masks.dropped == u64::MAX {
+            newlines += u64::from(masks.newline.count_ones());
+            lowercase += u64::from(masks.lowercase.count_ones());
+            let len = out.len();
+            // SAFETY: `out` has room for `raw.len() + BLOCK` bytes past the bases it had at
+            // the start, of which the bases written so far use at most `block_start`, so
+            // every 64-byte store below (at most `BLOCK` bytes from the write position, which
+            // never passes `block_start + BLOCK`) stays inside the allocation. Each store
+            // reads `padded[run_start..run_start + BLOCK]`, inside its `2 * BLOCK` bytes.
+            // Only the first `written` bytes are exposed by `set_len`, and all of them were
+            // written from `padded` (initialised).
+            unsafe {
+                let dst = out.as_mut_ptr().add(len);
+                let src = padded.as_ptr();
+                let mut written = 0usize;
+                let mut run_start = 0usize;
+                let mut dropped = masks.dropped;
+                while dropped != 0 {
+                    let at = dropped.trailing_zeros() as usize;
+                    if at > run_start {
+                        std::ptr::copy_nonoverlapping(src.add(run_start), dst.add(written), BLOCK);
+                        written += at - run_start;
+                    }
+                    run_start = at + 1;
+                    dropped &= dropped - 1;
+                }
+                if run_start < BLOCK {
+                    std::ptr::copy_nonoverlapping(src.add(run_start), dst.add(written), BLOCK);
+                    written += BLOCK - run_start;
+                }
+                out.set_len(len + written);
             }
-            out.extend_from_slice(&block[run_start..]);
         } else {
-            normalize_slow(block, block_start, out, counts)?;
+            counts.lowercase_bases += lowercase;
+            lowercase = 0;
+            newlines += normalize_slow(block, block_start, out, counts)?;
         }
         block_start += BLOCK;
     }
-    normalize_slow(blocks.remainder(), block_start, out, counts)
+    counts.lowercase_bases += lowercase;
+    newlines += normalize_slow(blocks.remainder(), block_start, out, counts)?;
+    Ok(newlines)
 }
 
 /// Bytes classified at once; one bit per byte in [`BlockMasks`].
@@ -118,60 +164,151 @@ const BLOCK: usize = 64;
 /// For one block of [`BLOCK`] bytes, bit `i` is set when byte `i` is ...
 #[derive(Debug, PartialEq, Eq)]
 struct BlockMasks {
-    /// ... an upper-case `A C G T N` (kept as it is);
+    /// ... one of `A C G T N a c g t n` (kept, upper-cased);
     plain: u64,
-    /// ... a `\n` (dropped).
+    /// ... of those, a lower-case one (counted);
+    lowercase: u64,
+    /// ... a `\n` or `\r` (dropped);
+    dropped: u64,
+    /// ... a `\n` (counted, for line numbers).
     newline: u64,
 }
 
-/// SSE2 is part of every x86-64 CPU, so no run-time detection is needed.
+/// Classifies `block` and writes it, upper-cased where it holds `a c g t n`, to the first
+/// [`BLOCK`] bytes of `upper`. SSE2 is part of every x86-64 CPU, so no run-time detection
+/// is needed.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn block_masks(block: &[u8]) -> BlockMasks {
+fn classify_block(block: &[u8], upper: &mut [u8; 2 * BLOCK]) -> BlockMasks {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_storeu_si128,
     };
-    debug_assert_eq!(block.len(), BLOCK);
-    let mut plain = 0u64;
-    let mut newline = 0u64;
-    for (lane, bytes) in block.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is always available on x86_64; `bytes` holds exactly 16 readable
-        // bytes and the load is unaligned.
-        let (plain_bits, newline_bits) = unsafe {
-            let v = _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>());
-            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+    assert_eq!(block.len(), BLOCK);
+    let mut masks = BlockMasks {
+        plain: 0,
+        lowercase: 0,
+        dropped: 0,
+        newline: 0,
+    };
+    for lane in 0..BLOCK / 16 {
+        // SAFETY: SSE2 is always available on x86_64; the loads read bytes
+        // `16 * lane .. 16 * lane + 16` of `block` (64 bytes long, asserted above) and the
+        // store writes the same range of `upper`; both are unaligned.
+        let (plain, lowercase, dropped, newline) = unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * lane).cast::<__m128i>());
+            // Clearing bit 5 upper-cases a letter; only `a`..`z` and `A`..`Z` can then
+            // equal an upper-case letter, so the comparisons below see exactly the ten codes.
+            let u = _mm_and_si128(v, _mm_set1_epi8(0xDFu8 as i8));
+            _mm_storeu_si128(upper.as_mut_ptr().add(16 * lane).cast::<__m128i>(), u);
+            let is = |x: __m128i, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
             let acgtn = _mm_or_si128(
-                _mm_or_si128(eq(b'A'), eq(b'C')),
-                _mm_or_si128(_mm_or_si128(eq(b'G'), eq(b'T')), eq(b'N')),
+                _mm_or_si128(is(u, b'A'), is(u, b'C')),
+                _mm_or_si128(_mm_or_si128(is(u, b'G'), is(u, b'T')), is(u, b'N')),
             );
+            let newline = is(v, b'\n');
             (
                 _mm_movemask_epi8(acgtn) as u16,
-                _mm_movemask_epi8(eq(b'\n')) as u16,
+                // Plain bytes that upper-casing changed.
+                !(_mm_movemask_epi8(_mm_cmpeq_epi8(u, v)) as u16),
+                _mm_movemask_epi8(_mm_or_si128(newline, is(v, b'\r'))) as u16,
+                _mm_movemask_epi8(newline) as u16,
             )
         };
-        plain |= u64::from(plain_bits) << (16 * lane);
-        newline |= u64::from(newline_bits) << (16 * lane);
+        let shift = 16 * lane;
+        masks.plain |= u64::from(plain) << shift;
+        masks.lowercase |= u64::from(lowercase & plain) << shift;
+        masks.dropped |= u64::from(dropped) << shift;
+        masks.newline |= u64::from(newline) << shift;
     }
-    BlockMasks { plain, newline }
+    masks
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn block_masks(block: &[u8]) -> BlockMasks {
-    block_masks_portable(block)
+fn classify_block(block: &[u8], upper: &mut [u8; 2 * BLOCK]) -> BlockMasks {
+    classify_block_portable(block, upper)
+}
+
+/// [`normalize_into`] with AVX-512: each block is classified in one register, every
+/// comparison giving its 64-bit mask directly, and a block of bases and line breaks is
+/// upper-cased, packed (VBMI2 `vpcompressb` drops the breaks) and stored in one go.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw,avx512vbmi2")]
+fn normalize_avx512(
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    counts: &mut NormalizationCounts,
+) -> Result<u64, InvalidByte> {
+    use std::arch::x86_64::{
+        __m512i, _mm512_and_si512, _mm512_cmpeq_epi8_mask, _mm512_loadu_si512,
+        _mm512_maskz_compress_epi8, _mm512_set1_epi8, _mm512_storeu_si512,
+    };
+    // A macro, not a closure: a closure would not inherit `target_feature`, and an
+    // intrinsic called from one is not inlined.
+    macro_rules! is {
+        ($x:expr, $c:expr) => {
+            _mm512_cmpeq_epi8_mask($x, _mm512_set1_epi8($c as i8))
+        };
+    }
+    // Room for every byte of `raw` plus one block, for the whole-block stores.
+    out.reserve(raw.len() + BLOCK);
+    let mut newlines = 0u64;
+    let mut lowercase = 0u64;
+    let mut blocks = raw.chunks_exact(BLOCK);
+    let mut block_start = 0usize;
+    for block in &mut blocks {
+        // SAFETY: the load reads the 64 bytes of `block` (`chunks_exact`), unaligned.
+        let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
+        // Clearing bit 5 upper-cases a letter; only `a`..`z` and `A`..`Z` can then equal
+        // an upper-case letter, so the comparisons below see exactly the ten codes.
+        let u = _mm512_and_si512(v, _mm512_set1_epi8(0xDFu8 as i8));
+        let plain = is!(u, b'A') | is!(u, b'C') | is!(u, b'G') | is!(u, b'T') | is!(u, b'N');
+        let newline = is!(v, b'\n');
+        let dropped = newline | is!(v, b'\r');
+        if plain | dropped != u64::MAX {
+            counts.lowercase_bases += lowercase;
+            lowercase = 0;
+            newlines += normalize_slow(block, block_start, out, counts)?;
+            block_start += BLOCK;
+            continue;
+        }
+        newlines += u64::from(newline.count_ones());
+        lowercase += u64::from((plain & !_mm512_cmpeq_epi8_mask(u, v)).count_ones());
+        let packed = _mm512_maskz_compress_epi8(plain, u);
+        let len = out.len();
+        // SAFETY: `out` has room for `raw.len() + BLOCK` bytes past the bases it had at the
+        // start, of which the bases written so far use at most `block_start`, so the 64-byte
+        // store stays inside the allocation; `set_len` exposes only the `plain` bytes it
+        // wrote first.
+        unsafe {
+            _mm512_storeu_si512(out.as_mut_ptr().add(len).cast::<__m512i>(), packed);
+            out.set_len(len + plain.count_ones() as usize);
+        }
+        block_start += BLOCK;
+    }
+    counts.lowercase_bases += lowercase;
+    newlines += normalize_slow(blocks.remainder(), block_start, out, counts)?;
+    Ok(newlines)
 }
 
 /// The same masks byte by byte (other CPUs; and the reference the SSE2 version is tested
 /// against).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn block_masks_portable(block: &[u8]) -> BlockMasks {
+fn classify_block_portable(block: &[u8], upper: &mut [u8; 2 * BLOCK]) -> BlockMasks {
     let mut masks = BlockMasks {
         plain: 0,
+        lowercase: 0,
+        dropped: 0,
         newline: 0,
     };
     for (i, &b) in block.iter().enumerate().take(BLOCK) {
-        let plain = matches!(b, b'A' | b'C' | b'G' | b'T' | b'N');
+        let u = b & 0xDF;
+        upper[i] = u;
+        let plain = matches!(u, b'A' | b'C' | b'G' | b'T' | b'N');
         masks.plain |= u64::from(plain) << i;
+        masks.lowercase |= u64::from(plain && u != b) << i;
+        masks.dropped |= u64::from(b == b'\n' || b == b'\r') << i;
         masks.newline |= u64::from(b == b'\n') << i;
     }
     masks
@@ -183,7 +320,8 @@ fn normalize_slow(
     chunk_start: usize,
     out: &mut Vec<u8>,
     counts: &mut NormalizationCounts,
-) -> Result<(), InvalidByte> {
+) -> Result<u64, InvalidByte> {
+    let mut newlines = 0u64;
     for (i, &byte) in chunk.iter().enumerate() {
         let flags = TABLE.flags[byte as usize];
         if flags == 0 {
@@ -198,6 +336,7 @@ fn normalize_slow(
         }
         if flags & (GAP | LAYOUT) != 0 {
             counts.gaps_removed += u64::from(flags & GAP != 0);
+            newlines += u64::from(byte == b'\n');
             continue;
         }
         counts.lowercase_bases += u64::from(flags & LOWER != 0);
@@ -205,7 +344,7 @@ fn normalize_slow(
         counts.u_to_t += u64::from(flags & URACIL != 0);
         out.push(TABLE.output[byte as usize]);
     }
-    Ok(())
+    Ok(newlines)
 }
 
 #[cfg(test)]
@@ -215,7 +354,7 @@ mod tests {
     fn normalize(raw: &[u8]) -> (Result<Vec<u8>, InvalidByte>, NormalizationCounts) {
         let mut out = Vec::new();
         let mut counts = NormalizationCounts::default();
-        let result = normalize_into(raw, &mut out, &mut counts).map(|()| out);
+        let result = normalize_into(raw, &mut out, &mut counts).map(|_| out);
         (result, counts)
     }
 
@@ -276,47 +415,72 @@ mod tests {
     #[test]
     fn block_masks_match_a_byte_by_byte_classification() {
         let alphabet: Vec<u8> = (0..=255u8).collect();
-        for seed in 0..200 {
-            let block = pseudo_random_bytes(seed, BLOCK, &alphabet);
+        let bases_and_breaks = b"ACGTNacgtn\r\n";
+        for seed in 0..400 {
+            let from: &[u8] = if seed % 2 == 0 {
+                &alphabet
+            } else {
+                bases_and_breaks
+            };
+            let block = pseudo_random_bytes(seed, BLOCK, from);
+            let mut simd_upper = [0u8; 2 * BLOCK];
+            let mut reference_upper = [0u8; 2 * BLOCK];
             assert_eq!(
-                block_masks(&block),
-                block_masks_portable(&block),
+                classify_block(&block, &mut simd_upper),
+                classify_block_portable(&block, &mut reference_upper),
                 "seed {seed}"
             );
+            assert_eq!(simd_upper, reference_upper, "seed {seed}");
         }
         let newlines_and_bases = b"ACGTN\n".repeat(11);
         let block = &newlines_and_bases[..BLOCK];
-        let masks = block_masks(block);
-        assert_eq!(masks.plain | masks.newline, u64::MAX);
+        let masks = classify_block(block, &mut [0u8; 2 * BLOCK]);
+        assert_eq!(masks.plain | masks.dropped, u64::MAX);
         assert_eq!(masks.newline.count_ones(), 10);
     }
 
     #[test]
-    fn fast_path_gives_the_same_bases_and_counts_as_byte_by_byte() {
-        // Mostly plain text with line breaks at varying widths, and now and then the other
-        // kinds of byte, so blocks take every path.
+    fn fast_path_gives_the_same_bases_counts_and_line_breaks_as_byte_by_byte() {
+        // Mostly plain text (some of it soft-masked) with LF or CRLF line breaks at varying
+        // widths, and now and then the other kinds of byte, so blocks take every path.
         let mostly_plain = b"ACGTACGTACGTNACGTACGTACGT";
+        let soft_masked = b"acgtnACGTacgt";
         let mixed = b"ACGTNacgtnUuRyKm-.\r \t";
-        for seed in 0..50 {
+        for seed in 0..60 {
             let mut raw = Vec::new();
-            let width = 20 + (seed as usize * 7) % 100;
+            let width = 1 + (seed as usize * 7) % 120;
+            let line_break: &[u8] = if seed % 3 == 0 { b"\r\n" } else { b"\n" };
             for line in 0..40 {
-                let alphabet: &[u8] = if (seed + line) % 5 == 0 {
-                    mixed
-                } else {
-                    mostly_plain
+                let alphabet: &[u8] = match (seed + line) % 5 {
+                    0 => mixed,
+                    1 => soft_masked,
+                    _ => mostly_plain,
                 };
                 raw.extend(pseudo_random_bytes(seed * 1000 + line, width, alphabet));
-                raw.push(b'\n');
+                raw.extend_from_slice(line_break);
             }
-            let (fast, fast_counts) = normalize(&raw);
-            let mut reference = Vec::new();
+            let mut reference = b"earlier bases".to_vec();
             let mut reference_counts = NormalizationCounts::default();
-            normalize_slow(&raw, 0, &mut reference, &mut reference_counts).unwrap();
-            assert_eq!(fast.unwrap(), reference, "seed {seed}");
-            assert_eq!(fast_counts, reference_counts, "seed {seed}");
+            let reference_lines =
+                normalize_slow(&raw, 0, &mut reference, &mut reference_counts).unwrap();
+            assert_eq!(reference_lines, 40, "seed {seed}");
+            // `normalize_into` takes the widest path this CPU has (AVX-512 where present);
+            // the SSE2 path is checked on its own as well.
+            for (name, normalize) in [
+                ("normalize_into", normalize_into as Normalize),
+                ("normalize_sse2", normalize_sse2),
+            ] {
+                let mut fast = b"earlier bases".to_vec();
+                let mut fast_counts = NormalizationCounts::default();
+                let fast_lines = normalize(&raw, &mut fast, &mut fast_counts).unwrap();
+                assert_eq!(fast, reference, "{name}, seed {seed}");
+                assert_eq!(fast_counts, reference_counts, "{name}, seed {seed}");
+                assert_eq!(fast_lines, 40, "{name}, seed {seed}");
+            }
         }
     }
+
+    type Normalize = fn(&[u8], &mut Vec<u8>, &mut NormalizationCounts) -> Result<u64, InvalidByte>;
 
     #[test]
     fn invalid_byte_after_many_plain_blocks_is_found_at_its_line() {
@@ -327,9 +491,14 @@ mod tests {
             raw.push(b'\n');
         }
         raw.extend_from_slice(b"ACGTZ\n");
-        let (result, _) = normalize(&raw);
-        let err = result.unwrap_err();
-        assert_eq!(err.byte, b'Z');
-        assert_eq!(err.position_in(&raw), (10, 5));
+        for normalize in [normalize_into as Normalize, normalize_sse2] {
+            let mut out = Vec::new();
+            let err = normalize(&raw, &mut out, &mut NormalizationCounts::default()).unwrap_err();
+            assert_eq!(err.byte, b'Z');
+            assert_eq!(err.position_in(&raw), (10, 5));
+            // The bases before the bad byte are kept, nothing after it.
+            assert_eq!(out.len(), 10 * 60 + 4);
+            assert_eq!(&out[600..], b"ACGT");
+        }
     }
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 
 use super::error::{describe_byte, DataError};
-use super::fastx::{decompress, open_input, read_fastx_file, record_id};
+use super::fasta::EachRecord;
+use super::fastx::{decompress, open_input, read_fastx_file, record_id, FastxReading};
 use super::genbank::{read_genbank, starts_like_genbank};
 use super::normalize::normalize_into;
 use super::types::NormalizationCounts;
@@ -75,24 +76,14 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 
 fn read_fastx_records(path: &Path) -> Result<Vec<SequenceRecord>, DataError> {
     let mut records = Vec::new();
-    let mut counts = NormalizationCounts::default();
-    read_fastx_file(path, &AtomicU64::new(0), false, |raw| {
-        let mut bases = Vec::with_capacity(raw.raw_seq.len());
-        if let Err(bad) = normalize_into(raw.raw_seq, &mut bases, &mut counts) {
-            let (lines_before, column) = bad.position_in(raw.raw_seq);
-            return Err(DataError::InvalidCharacter {
-                path: path.to_path_buf(),
-                record: record_id(raw.header).into_owned(),
-                location: format!("line {}, column {column}", raw.line + 1 + lines_before),
-                character: describe_byte(bad.byte),
-            });
-        }
+    let mut sink = EachRecord::new(|header: &[u8], _line: u64, bases: &[u8]| {
         records.push(SequenceRecord {
-            id: record_id(raw.header).into_owned(),
-            bases,
+            id: record_id(header).into_owned(),
+            bases: bases.to_vec(),
         });
         Ok(())
-    })?;
+    });
+    read_fastx_file(path, &AtomicU64::new(0), FastxReading::NO_HASH, &mut sink)?;
     Ok(records)
 }
 

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::{describe_byte, DataError};
-use super::fastx::{decompress, open_input, read_fastx_file, record_id};
+use super::fasta::EachRecord;
+use super::fastx::{decompress, open_input, read_fastx_file, FastxReading};
 use super::genbank::{looks_like_genbank, read_genbank_file};
 use super::label::{HeaderLabelRule, HeaderLabeller};
 use super::normalize::normalize_into;
@@ -196,21 +197,12 @@ pub fn summarize_file(
         })
         .map(|sha256| (InputFormat::GenBank, sha256))
     } else {
-        read_fastx_file(path, &bytes_read, false, |raw| {
-            bases.clear();
-            if let Err(bad) = normalize_into(raw.raw_seq, &mut bases, &mut counts) {
-                let (lines_before, column) = bad.position_in(raw.raw_seq);
-                return Err(DataError::InvalidCharacter {
-                    path: path.to_path_buf(),
-                    record: record_id(raw.header).into_owned(),
-                    location: format!("line {}, column {column}", raw.line + 1 + lines_before),
-                    character: describe_byte(bad.byte),
-                });
-            }
+        let mut sink = EachRecord::new(|header: &[u8], _line: u64, bases: &[u8]| {
             summary.add_length(bases.len() as u64);
-            summary.add_header(&String::from_utf8_lossy(raw.header));
+            summary.add_header(&String::from_utf8_lossy(header));
             check(&mut stopped)
-        })
+        });
+        read_fastx_file(path, &bytes_read, FastxReading::NO_HASH, &mut sink)
     };
     let format = match result {
         Ok((format, _sha256)) => format,

@@ -168,7 +168,9 @@ impl Config {
                 message,
             })
         };
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return invalid(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -183,7 +185,7 @@ impl Config {
                 }
             }
             PositionEmbeddingType::Rotary => {
-                if self.head_dim() % 2 != 0 {
+                if !self.head_dim().is_multiple_of(2) {
                     return invalid(format!(
                         "rotary positions need an even head dimension, got {}",
                         self.head_dim()

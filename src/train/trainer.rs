@@ -391,7 +391,9 @@ fn train_on_device(
             run.history
                 .push(serde_json::to_value(&step_event).unwrap_or_default());
             on_event(step_event);
-            let due = cfg.eval_every.is_some_and(|every| step % every as u64 == 0);
+            let due = cfg
+                .eval_every
+                .is_some_and(|every| step.is_multiple_of(every as u64));
             if due {
                 last_eval_step = Some(step);
                 if run.evaluate_and_checkpoint(&val_items, step, fractional_epoch, &mut on_event)? {
