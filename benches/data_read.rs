@@ -72,55 +72,61 @@ fn main() {
 
     let exe = std::env::current_exe().expect("own path");
     let best = |what: &str, path: &Path| best_of(&exe, what, path);
-    // (label, child task, input)
-    let plans: [(&str, &str, &Path); 11] = [
+    // (label, child task, plain or gzip input)
+    const PLANS: [(&str, &str, bool); 12] = [
         (
             "dnatune, plain: read + normalise + window, one thread, no sha256",
             "dnatune-no-sha256-one-thread",
-            &fasta,
+            false,
+        ),
+        (
+            "the same, SSE2 path (CPUs without AVX-512 VBMI2)",
+            "dnatune-no-sha256-one-thread-sse2",
+            false,
         ),
         (
             "dnatune, plain, one thread, with sha256",
             "dnatune-one-thread",
-            &fasta,
+            false,
         ),
         (
             "dnatune, plain, default (sha256 on a second thread)",
             "dnatune",
-            &fasta,
+            false,
         ),
         (
             "dnatune, gzip: read + normalise + window, one thread, no sha256",
             "dnatune-no-sha256-one-thread",
-            &gz,
+            true,
         ),
         (
             "dnatune, gzip, one thread, with sha256",
             "dnatune-one-thread",
-            &gz,
+            true,
         ),
         (
             "dnatune, gzip, default (decompression and sha256 on second threads)",
             "dnatune",
-            &gz,
+            true,
         ),
-        ("flate2 decompression alone (to a sink)", "inflate", &gz),
-        ("part: sha256 of the plain file", "sha256", &fasta),
-        ("part: sha256 of the gzip file", "sha256", &gz),
+        ("flate2 decompression alone (to a sink)", "inflate", true),
+        ("part: sha256 of the plain file", "sha256", false),
+        ("part: sha256 of the gzip file", "sha256", true),
         (
             "reference: needletail parsing alone (no normalisation), plain",
             "needletail",
-            &fasta,
+            false,
         ),
         (
             "reference: needletail parsing alone (no normalisation), gzip",
             "needletail",
-            &gz,
+            true,
         ),
     ];
-    let runs: Vec<(&str, Option<Run>)> = plans
+    let input = |gzipped: bool| if gzipped { &gz } else { &fasta };
+    let runs: Vec<Option<Run>> = PLANS
         .iter()
-        .map(|(label, what, path)| (*label, best(what, path)))
+        .map(|&(_, what, gzipped)| best(what, input(gzipped)))
         .collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/biopython_read.py");
     let bio_plain = biopython(&script, &fasta);
@@ -141,45 +147,60 @@ fn main() {
         ),
         None => println!("| {name} | – | – | – | – | – |"),
     };
-    for (label, run) in &runs {
+    for ((label, _, _), run) in PLANS.iter().zip(&runs) {
         row(label, run);
     }
     row("Biopython, plain", &bio_plain);
     row("Biopython, gzip", &bio_gz);
     println!();
-    let seconds = |i: usize| runs[i].1.as_ref().map(|r| r.seconds);
-    let bio_plain_s = bio_plain.as_ref().map(|r| r.seconds);
-    let bio_gz_s = bio_gz.as_ref().map(|r| r.seconds);
-    if let (Some(d), Some(b)) = (seconds(0), bio_plain_s) {
-        println!("plain, read + normalise + window on one core: dnatune is {:.1}x Biopython (target >= 10x)", b / d);
+    // The best time of a child task on the plain or gzip input.
+    let seconds = |what: &str, gzipped: bool| {
+        PLANS
+            .iter()
+            .zip(&runs)
+            .find(|((_, task, gz), _)| *task == what && *gz == gzipped)
+            .and_then(|(_, run)| run.as_ref().map(|r| r.seconds))
+    };
+    let biopython_s = |gzipped: bool| {
+        if gzipped { &bio_gz } else { &bio_plain }
+            .as_ref()
+            .map(|r| r.seconds)
+    };
+    for (what, gzipped, text) in [
+        (
+            "dnatune-no-sha256-one-thread",
+            false,
+            "plain, read + normalise + window on one core (target >= 10x)",
+        ),
+        (
+            "dnatune-no-sha256-one-thread-sse2",
+            false,
+            "plain, the same on the SSE2 path",
+        ),
+        (
+            "dnatune-one-thread",
+            false,
+            "plain, one core, sha256 included",
+        ),
+        ("dnatune", false, "plain, default settings"),
+        ("dnatune", true, "gzip, default settings"),
+    ] {
+        if let (Some(d), Some(b)) = (seconds(what, gzipped), biopython_s(gzipped)) {
+            println!("{text}: dnatune is {:.1}x Biopython", b / d);
+        }
     }
-    if let (Some(d), Some(b)) = (seconds(1), bio_plain_s) {
-        println!(
-            "plain, one core, sha256 included: dnatune is {:.1}x Biopython",
-            b / d
-        );
-    }
-    if let (Some(d), Some(b)) = (seconds(2), bio_plain_s) {
-        println!(
-            "plain, default settings: dnatune is {:.1}x Biopython",
-            b / d
-        );
-    }
-    if let (Some(d), Some(b)) = (seconds(5), bio_gz_s) {
-        println!("gzip, default settings: dnatune is {:.1}x Biopython", b / d);
-    }
-    if let Some(i) = seconds(6) {
-        for (index, what) in [
-            (5, "default settings"),
-            (3, "one thread, no sha256"),
-            (4, "one thread, with sha256"),
+    if let Some(inflate) = seconds("inflate", true) {
+        for (what, text) in [
+            ("dnatune", "default settings"),
+            ("dnatune-no-sha256-one-thread", "one thread, no sha256"),
+            ("dnatune-one-thread", "one thread, with sha256"),
         ] {
-            if let Some(d) = seconds(index) {
-                println!("gzip, {what}: dnatune takes {:.2}x the time of decompression alone (target <= 1.2x)", d / i);
+            if let Some(d) = seconds(what, true) {
+                println!("gzip, {text}: dnatune takes {:.2}x the time of decompression alone (target <= 1.2x)", d / inflate);
             }
         }
     }
-    if let (Some((_, Some(p))), Some(b)) = (runs.first(), &bio_plain) {
+    if let (Some(Some(p)), Some(b)) = (runs.first(), &bio_plain) {
         if p.windows != b.windows {
             println!(
                 "WARNING: window counts differ: dnatune {} vs Biopython {}",
@@ -289,10 +310,18 @@ fn parse_run(text: &str) -> Option<Run> {
 fn child(what: &str, path: &Path) {
     let start = Instant::now();
     let windows = match what {
-        "dnatune" | "dnatune-one-thread" | "dnatune-no-sha256-one-thread" => {
+        "dnatune"
+        | "dnatune-one-thread"
+        | "dnatune-no-sha256-one-thread"
+        | "dnatune-no-sha256-one-thread-sse2" => {
+            if what.ends_with("-sse2") {
+                // Read once, at the first normalisation; no other thread runs yet.
+                std::env::set_var("DNATUNE_SIMD", "sse2");
+            }
             let settings = match what {
                 "dnatune" => ReadSettings::default(),
                 "dnatune-one-thread" => ReadSettings::one_thread(),
+                // The two `-no-sha256-one-thread` tasks.
                 _ => ReadSettings {
                     sha256: false,
                     ..ReadSettings::one_thread()

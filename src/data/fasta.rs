@@ -14,7 +14,7 @@
 
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 
 use super::error::{describe_byte, DataError};
 use super::fastx::{io_or_truncated, record_id};
@@ -158,15 +158,44 @@ fn fill(reader: &mut impl Read, buffer: &mut [u8]) -> (usize, Option<io::Error>)
 const DECODED_CHUNK: usize = 1 << 20;
 const CHUNKS_IN_FLIGHT: usize = 3;
 
+/// Work the parsing thread may do in small steps while it waits for decoded text.
+pub(crate) trait IdleWork {
+    /// Does one small step; false when there is nothing left to do.
+    fn step(&mut self) -> bool;
+}
+
 /// Chunks decoded by a thread of their own (see [`spawn_decoder`]).
-pub(crate) struct DecodedChunks {
+pub(crate) struct DecodedChunks<'w> {
     full: Receiver<io::Result<Vec<u8>>>,
     empty: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     ended: bool,
+    idle: Option<&'w mut (dyn IdleWork + Send)>,
 }
 
-impl ChunkSource for DecodedChunks {
+impl DecodedChunks<'_> {
+    /// The next message from the decoder thread, doing idle work while none is there;
+    /// `None` when the thread is gone.
+    fn receive(&mut self) -> Option<io::Result<Vec<u8>>> {
+        loop {
+            match self.full.try_recv() {
+                Ok(message) => return Some(message),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {
+                    if let Some(idle) = self.idle.as_deref_mut() {
+                        if idle.step() {
+                            continue;
+                        }
+                        self.idle = None;
+                    }
+                    return self.full.recv().ok();
+                }
+            }
+        }
+    }
+}
+
+impl ChunkSource for DecodedChunks<'_> {
     fn next_chunk(&mut self) -> io::Result<&[u8]> {
         if self.ended {
             self.current.clear();
@@ -175,18 +204,18 @@ impl ChunkSource for DecodedChunks {
         // Hand the chunk just parsed back for reuse; a decoder that has already finished no
         // longer takes it, which is fine.
         let _ = self.empty.try_send(std::mem::take(&mut self.current));
-        match self.full.recv() {
-            Ok(Ok(chunk)) => {
+        match self.receive() {
+            Some(Ok(chunk)) => {
                 self.ended = chunk.is_empty();
                 self.current = chunk;
                 Ok(&self.current)
             }
-            Ok(Err(err)) => {
+            Some(Err(err)) => {
                 self.ended = true;
                 Err(err)
             }
             // The decoder thread is gone without saying why (it panicked).
-            Err(_) => {
+            None => {
                 self.ended = true;
                 Err(io::Error::other("the decompressing thread stopped"))
             }
@@ -200,12 +229,13 @@ impl ChunkSource for DecodedChunks {
 
 /// Runs `decoder` on a thread of `scope`, which reads ahead up to [`CHUNKS_IN_FLIGHT`] chunks
 /// of [`DECODED_CHUNK`] bytes while the caller parses, so decompression and parsing overlap on
-/// two cores. The thread stops at the end of the data, at an error (passed on) or when the
-/// returned source is dropped.
-pub(crate) fn spawn_decoder<'scope, R: Read + Send + 'scope>(
+/// two cores. While the caller waits for text it does `idle` work, if any. The thread stops
+/// at the end of the data, at an error (passed on) or when the returned source is dropped.
+pub(crate) fn spawn_decoder<'scope, 'w, R: Read + Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     mut decoder: R,
-) -> io::Result<DecodedChunks> {
+    idle: Option<&'w mut (dyn IdleWork + Send)>,
+) -> io::Result<DecodedChunks<'w>> {
     let (full_tx, full) = sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     let (empty, empty_rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
     std::thread::Builder::new()
@@ -233,6 +263,7 @@ pub(crate) fn spawn_decoder<'scope, R: Read + Send + 'scope>(
         empty,
         current: Vec::new(),
         ended: false,
+        idle,
     })
 }
 
@@ -646,7 +677,7 @@ mod tests {
             .copied()
             .collect();
         std::thread::scope(|scope| {
-            let mut chunks = spawn_decoder(scope, Failing { text: &text }).unwrap();
+            let mut chunks = spawn_decoder(scope, Failing { text: &text }, None).unwrap();
             let mut received = Vec::new();
             let error = loop {
                 match chunks.next_chunk() {

@@ -13,7 +13,9 @@ use needletail::parser::Format;
 use sha2::{Digest, Sha256};
 
 use super::error::{describe_byte, DataError};
-use super::fasta::{parse_fasta, spawn_decoder, ChunkReader, ChunkSource, ReadChunks, RecordSink};
+use super::fasta::{
+    parse_fasta, spawn_decoder, ChunkReader, ChunkSource, IdleWork, ReadChunks, RecordSink,
+};
 use super::normalize::normalize_into;
 use super::types::InputFormat;
 
@@ -59,25 +61,60 @@ pub(crate) fn finish_digest(
     Ok(hex(&hasher.finalize()))
 }
 
-/// The sha256 of a whole file, read on its own (used when hashing runs on a second thread),
-/// and the file's length.
-pub(crate) fn hash_whole_file(path: &Path) -> Result<(String, u64), DataError> {
-    let mut file = open_input(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 18];
-    let mut total = 0u64;
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buffer[..n]);
-                total += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(DataError::io(path, e)),
+/// The sha256 of a whole file, read on its own in small steps: by a thread of its own, or
+/// by the parsing thread while it waits for a decompressing thread ([`IdleWork`]).
+pub(crate) struct FileHasher<'p> {
+    path: &'p Path,
+    file: File,
+    hasher: Sha256,
+    buffer: Vec<u8>,
+    len: u64,
+    done: bool,
+    error: Option<io::Error>,
+}
+
+impl<'p> FileHasher<'p> {
+    pub(crate) fn open(path: &'p Path) -> Result<Self, DataError> {
+        Ok(FileHasher {
+            path,
+            file: open_input(path)?,
+            hasher: Sha256::new(),
+            buffer: vec![0u8; 1 << 18],
+            len: 0,
+            done: false,
+            error: None,
+        })
+    }
+
+    /// Hashes what is left; returns the hex digest and the file's length.
+    pub(crate) fn finish(mut self) -> Result<(String, u64), DataError> {
+        while self.step() {}
+        match self.error {
+            Some(err) => Err(DataError::io(self.path, err)),
+            None => Ok((hex(&self.hasher.finalize()), self.len)),
         }
     }
-    Ok((hex(&hasher.finalize()), total))
+}
+
+impl IdleWork for FileHasher<'_> {
+    fn step(&mut self) -> bool {
+        if self.done {
+            return false;
+        }
+        match self.file.read(&mut self.buffer) {
+            Ok(0) => self.done = true,
+            Ok(n) => {
+                self.hasher.update(&self.buffer[..n]);
+                self.len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.error = Some(e);
+                self.done = true;
+            }
+        }
+        !self.done
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -181,34 +218,61 @@ pub(crate) fn read_fastx_file(
     sink: &mut impl RecordSink,
 ) -> Result<(InputFormat, String), DataError> {
     if !(how.hash && how.hash_on_second_thread) {
-        return parse_fastx_file(path, bytes_read, how, sink);
+        return parse_fastx_file(path, bytes_read, how, sink, None);
     }
-    std::thread::scope(|scope| {
-        let hashing = std::thread::Builder::new()
-            .name("sha256".into())
-            .spawn_scoped(scope, || hash_whole_file(path))
-            .map_err(|e| DataError::io(path, e))?;
-        let parsing = FastxReading { hash: false, ..how };
-        let (format, _) = parse_fastx_file(path, bytes_read, parsing, sink)?;
-        let (sha256, file_len) = hashing.join().map_err(|_| {
-            DataError::io(
-                path,
-                io::Error::other("the thread computing the sha256 failed"),
-            )
-        })??;
-        // The parser may stop short of the end (gzip padding); progress counts the whole file.
-        bytes_read.fetch_max(file_len, Ordering::Relaxed);
-        Ok((format, sha256))
-    })
+    let parsing = FastxReading { hash: false, ..how };
+    let (format, (sha256, file_len)) = if how.decompress_on_second_thread && is_compressed(path)? {
+        // Decompression is then the longest task: its thread sets the pace, and the parsing
+        // thread, which mostly waits for it, hashes the file meanwhile (a third thread would
+        // only compete with the decompressing one for the cores).
+        let mut hasher = FileHasher::open(path)?;
+        let (format, _) = parse_fastx_file(path, bytes_read, parsing, sink, Some(&mut hasher))?;
+        (format, hasher.finish()?)
+    } else {
+        std::thread::scope(|scope| {
+            let hashing = std::thread::Builder::new()
+                .name("sha256".into())
+                .spawn_scoped(scope, || FileHasher::open(path)?.finish())
+                .map_err(|e| DataError::io(path, e))?;
+            let (format, _) = parse_fastx_file(path, bytes_read, parsing, sink, None)?;
+            let hashed = hashing.join().map_err(|_| {
+                DataError::io(
+                    path,
+                    io::Error::other("the thread computing the sha256 failed"),
+                )
+            })??;
+            Ok::<_, DataError>((format, hashed))
+        })?
+    };
+    // The parser may stop short of the end (gzip padding); progress counts the whole file.
+    bytes_read.fetch_max(file_len, Ordering::Relaxed);
+    Ok((format, sha256))
+}
+
+/// Whether the file starts like a compressed one.
+fn is_compressed(path: &Path) -> Result<bool, DataError> {
+    let mut magic = [0u8; 6];
+    let mut file = open_input(path)?;
+    let mut filled = 0;
+    while filled < magic.len() {
+        match file.read(&mut magic[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DataError::io(path, e)),
+        }
+    }
+    Ok(Compression::detect(&magic[..filled]) != Compression::None)
 }
 
 /// Parses the file; returns its format and, with `how.hash`, its sha256 (else an empty
-/// string).
+/// string). `idle` is work for the parsing thread while it waits for a decompressing one.
 fn parse_fastx_file(
     path: &Path,
     bytes_read: &AtomicU64,
     how: FastxReading,
     sink: &mut impl RecordSink,
+    idle: Option<&mut (dyn IdleWork + Send)>,
 ) -> Result<(InputFormat, String), DataError> {
     let mut file = open_input(path)?;
     let mut hasher = Sha256::new();
@@ -219,7 +283,7 @@ fn parse_fastx_file(
         if compressed && how.decompress_on_second_thread {
             std::thread::scope(|scope| {
                 let mut chunks =
-                    spawn_decoder(scope, decoded).map_err(|e| DataError::io(path, e))?;
+                    spawn_decoder(scope, decoded, idle).map_err(|e| DataError::io(path, e))?;
                 parse_chunks(path, &mut chunks, compressed, sink)
             })?
         } else {

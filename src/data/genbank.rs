@@ -22,8 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{describe_byte, DataError};
 use super::fastx::{
-    decompress, finish_digest, hash_whole_file, io_or_truncated, open_input, Compression,
-    DigestReader,
+    decompress, finish_digest, io_or_truncated, open_input, Compression, DigestReader, FileHasher,
 };
 use super::normalize::normalize_into;
 use super::types::NormalizationCounts;
@@ -178,7 +177,7 @@ pub(crate) fn read_genbank_file(
     std::thread::scope(|scope| {
         let hashing = std::thread::Builder::new()
             .name("sha256".into())
-            .spawn_scoped(scope, || hash_whole_file(path))
+            .spawn_scoped(scope, || FileHasher::open(path)?.finish())
             .map_err(|e| DataError::io(path, e))?;
         parse_file(path, bytes_read, false, on_record)?;
         let (sha256, file_len) = hashing.join().map_err(|_| {

@@ -87,13 +87,23 @@ pub fn normalize_into(
     counts: &mut NormalizationCounts,
 ) -> Result<u64, InvalidByte> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vbmi2")
-    {
-        // SAFETY: the CPU has AVX-512BW and AVX-512 VBMI2, checked just above.
+    if use_avx512() {
+        // SAFETY: `use_avx512` is true only when the CPU has AVX-512BW and AVX-512 VBMI2.
         return unsafe { normalize_avx512(raw, out, counts) };
     }
     normalize_sse2(raw, out, counts)
+}
+
+/// Whether [`normalize_into`] takes the AVX-512 path: the CPU has AVX-512BW and VBMI2, and
+/// `DNATUNE_SIMD=sse2` (to measure the path other CPUs take) is not set. Decided once.
+#[cfg(target_arch = "x86_64")]
+fn use_avx512() -> bool {
+    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX512.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vbmi2")
+            && std::env::var_os("DNATUNE_SIMD").is_none_or(|v| v != "sse2")
+    })
 }
 
 /// [`normalize_into`] with SSE2 (on x86-64; a byte loop elsewhere): the upper-cased block is
@@ -230,7 +240,7 @@ fn classify_block(block: &[u8], upper: &mut [u8; 2 * BLOCK]) -> BlockMasks {
     classify_block_portable(block, upper)
 }
 
-/// [`normalize_into`] with AVX-512: each block is classified in one register, every
+/// [`normalize_into`] with AVX-512 (the CPU must have AVX-512BW and VBMI2): each block is classified in one register, every
 /// comparison giving its 64-bit mask directly, and a block of bases and line breaks is
 /// upper-cased, packed (VBMI2 `vpcompressb` drops the breaks) and stored in one go.
 #[cfg(target_arch = "x86_64")]
