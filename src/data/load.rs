@@ -237,7 +237,13 @@ pub fn load_with_settings(
         loader
             .data
             .bases
-            .reserve(usize::try_from(expected_text_len(&planned.path)).unwrap_or(0));
+            .reserve(
+                usize::try_from(expected_text_len(&planned.path)).map_or(0, |len| {
+                    // Normalisation asks for one block (64 bytes) of room past the text it is
+                    // given; without this the last chunk of a file could double the buffer.
+                    len + 64
+                }),
+            );
         if loader.data.bases.capacity() != capacity_before {
             advise_huge_pages(&loader.data.bases);
         }

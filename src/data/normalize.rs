@@ -87,22 +87,44 @@ pub fn normalize_into(
     counts: &mut NormalizationCounts,
 ) -> Result<u64, InvalidByte> {
     #[cfg(target_arch = "x86_64")]
-    if use_avx512() {
-        // SAFETY: `use_avx512` is true only when the CPU has AVX-512BW and AVX-512 VBMI2.
-        return unsafe { normalize_avx512(raw, out, counts) };
+    match kernel() {
+        // SAFETY: `kernel` picks `Avx512` only when the CPU has AVX-512BW and VBMI2.
+        Kernel::Avx512 => unsafe { normalize_avx512(raw, out, counts) },
+        // SAFETY: `kernel` picks `Avx2` only when the CPU has AVX2.
+        Kernel::Avx2 => unsafe { normalize_vex(raw, out, counts) },
+        Kernel::Sse2 => normalize_sse2(raw, out, counts),
     }
+    #[cfg(not(target_arch = "x86_64"))]
     normalize_sse2(raw, out, counts)
 }
 
-/// Whether [`normalize_into`] takes the AVX-512 path: the CPU has AVX-512BW and VBMI2, and
-/// `DNATUNE_SIMD=sse2` (to measure the path other CPUs take) is not set. Decided once.
+/// The instruction sets [`normalize_into`] can use, widest first.
 #[cfg(target_arch = "x86_64")]
-fn use_avx512() -> bool {
-    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX512.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512bw")
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Avx512,
+    Avx2,
+    Sse2,
+}
+
+/// The widest [`Kernel`] this CPU runs, decided once. `DNATUNE_SIMD=avx2` or `=sse2` caps it
+/// (to measure what other CPUs get).
+#[cfg(target_arch = "x86_64")]
+fn kernel() -> Kernel {
+    static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *KERNEL.get_or_init(|| {
+        let cap = std::env::var("DNATUNE_SIMD").unwrap_or_default();
+        if cap != "avx2"
+            && cap != "sse2"
+            && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vbmi2")
-            && std::env::var_os("DNATUNE_SIMD").is_none_or(|v| v != "sse2")
+        {
+            Kernel::Avx512
+        } else if cap != "sse2" && std::arch::is_x86_feature_detected!("avx2") {
+            Kernel::Avx2
+        } else {
+            Kernel::Sse2
+        }
     })
 }
 
@@ -110,6 +132,27 @@ fn use_avx512() -> bool {
 /// written to a buffer on the stack and each run between line breaks is copied out of it
 /// with one fixed-size 64-byte copy.
 fn normalize_sse2(
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    counts: &mut NormalizationCounts,
+) -> Result<u64, InvalidByte> {
+    normalize_sse2_body(raw, out, counts)
+}
+
+/// [`normalize_sse2`] compiled with AVX2 enabled (the CPU must have it): the same
+/// operations, VEX-encoded, and each 64-byte copy in two 32-byte moves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn normalize_vex(
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    counts: &mut NormalizationCounts,
+) -> Result<u64, InvalidByte> {
+    normalize_sse2_body(raw, out, counts)
+}
+
+#[inline(always)]
+fn normalize_sse2_body(
     raw: &[u8],
     out: &mut Vec<u8>,
     counts: &mut NormalizationCounts,
@@ -128,16 +171,25 @@ fn normalize_sse2(
             newlines += u64::from(masks.newline.count_ones());
             lowercase += u64::from(masks.lowercase.count_ones());
             let len = out.len();
+            // A block with no lower-case base is copied from `raw` itself where a 64-byte
+            // read from any of its runs stays inside `raw`: reading back from `padded` right
+            // after writing it, at another offset, stalls the CPU (no store forwarding).
+            let from_raw = masks.lowercase == 0 && block_start + 2 * BLOCK <= raw.len();
             // SAFETY: `out` has room for `raw.len() + BLOCK` bytes past the bases it had at
             // the start, of which the bases written so far use at most `block_start`, so
             // every 64-byte store below (at most `BLOCK` bytes from the write position, which
             // never passes `block_start + BLOCK`) stays inside the allocation. Each store
-            // reads `padded[run_start..run_start + BLOCK]`, inside its `2 * BLOCK` bytes.
-            // Only the first `written` bytes are exposed by `set_len`, and all of them were
-            // written from `padded` (initialised).
+            // reads `BLOCK` bytes from `src + run_start` (`run_start < BLOCK`): inside
+            // `padded`'s `2 * BLOCK` bytes, or inside `raw` (`from_raw`). Only the first
+            // `written` bytes are exposed by `set_len`, and all of them are initialised bytes
+            // of this block's runs, upper-cased (`padded`) or already upper-case (`raw`).
             unsafe {
                 let dst = out.as_mut_ptr().add(len);
-                let src = padded.as_ptr();
+                let src = if from_raw {
+                    raw.as_ptr().add(block_start)
+                } else {
+                    padded.as_ptr()
+                };
                 let mut written = 0usize;
                 let mut run_start = 0usize;
                 let mut dropped = masks.dropped;
@@ -476,10 +528,7 @@ mod tests {
             assert_eq!(reference_lines, 40, "seed {seed}");
             // `normalize_into` takes the widest path this CPU has (AVX-512 where present);
             // the SSE2 path is checked on its own as well.
-            for (name, normalize) in [
-                ("normalize_into", normalize_into as Normalize),
-                ("normalize_sse2", normalize_sse2),
-            ] {
+            for (name, normalize) in implementations() {
                 let mut fast = b"earlier bases".to_vec();
                 let mut fast_counts = NormalizationCounts::default();
                 let fast_lines = normalize(&raw, &mut fast, &mut fast_counts).unwrap();
@@ -492,6 +541,43 @@ mod tests {
 
     type Normalize = fn(&[u8], &mut Vec<u8>, &mut NormalizationCounts) -> Result<u64, InvalidByte>;
 
+    /// Every implementation this CPU can run: `normalize_into` (the widest) and each
+    /// narrower one on its own.
+    fn implementations() -> Vec<(&'static str, Normalize)> {
+        let mut all: Vec<(&'static str, Normalize)> = vec![
+            ("normalize_into", normalize_into),
+            ("normalize_sse2", normalize_sse2),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            fn vex(
+                raw: &[u8],
+                out: &mut Vec<u8>,
+                counts: &mut NormalizationCounts,
+            ) -> Result<u64, InvalidByte> {
+                // SAFETY: only listed when the CPU has AVX2 (below).
+                unsafe { normalize_vex(raw, out, counts) }
+            }
+            fn avx512(
+                raw: &[u8],
+                out: &mut Vec<u8>,
+                counts: &mut NormalizationCounts,
+            ) -> Result<u64, InvalidByte> {
+                // SAFETY: only listed when the CPU has AVX-512BW and VBMI2 (below).
+                unsafe { normalize_avx512(raw, out, counts) }
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(("normalize_vex", vex));
+            }
+            if std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vbmi2")
+            {
+                all.push(("normalize_avx512", avx512));
+            }
+        }
+        all
+    }
+
     #[test]
     fn invalid_byte_after_many_plain_blocks_is_found_at_its_line() {
         let line = [b'A'; 60];
@@ -501,14 +587,14 @@ mod tests {
             raw.push(b'\n');
         }
         raw.extend_from_slice(b"ACGTZ\n");
-        for normalize in [normalize_into as Normalize, normalize_sse2] {
+        for (name, normalize) in implementations() {
             let mut out = Vec::new();
             let err = normalize(&raw, &mut out, &mut NormalizationCounts::default()).unwrap_err();
-            assert_eq!(err.byte, b'Z');
-            assert_eq!(err.position_in(&raw), (10, 5));
+            assert_eq!(err.byte, b'Z', "{name}");
+            assert_eq!(err.position_in(&raw), (10, 5), "{name}");
             // The bases before the bad byte are kept, nothing after it.
-            assert_eq!(out.len(), 10 * 60 + 4);
-            assert_eq!(&out[600..], b"ACGT");
+            assert_eq!(out.len(), 10 * 60 + 4, "{name}");
+            assert_eq!(&out[600..], b"ACGT", "{name}");
         }
     }
 }
