@@ -141,7 +141,7 @@ impl<R: Read> ChunkSource for ReadChunks<R> {
 /// Reads until `buffer` is full or the reader ends; returns the bytes read and the error
 /// that stopped it early, if one did (the bytes before an error are still good text, and
 /// the records in them are parsed before the error is reported).
-fn fill(reader: &mut impl Read, buffer: &mut [u8]) -> (usize, Option<io::Error>) {
+pub(crate) fn fill(reader: &mut impl Read, buffer: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut filled = 0;
     while filled < buffer.len() {
         match reader.read(&mut buffer[filled..]) {

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{describe_byte, DataError};
 use super::fasta::{
-    parse_fasta, spawn_decoder, ChunkReader, ChunkSource, IdleWork, ReadChunks, RecordSink,
+    fill, parse_fasta, spawn_decoder, ChunkReader, ChunkSource, IdleWork, ReadChunks, RecordSink,
 };
 use super::normalize::normalize_into;
 use super::types::InputFormat;
@@ -166,14 +166,9 @@ pub(crate) fn decompress<'a, R: Read + Send + 'a>(
     mut reader: R,
 ) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
     let mut magic = [0u8; 6];
-    let mut filled = 0;
-    while filled < magic.len() {
-        match reader.read(&mut magic[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    let (filled, error) = fill(&mut reader, &mut magic);
+    if let Some(err) = error {
+        return Err(err);
     }
     let compression = Compression::detect(&magic[..filled]);
     let whole = io::Cursor::new(magic).take(filled as u64).chain(reader);
@@ -252,15 +247,9 @@ pub(crate) fn read_fastx_file(
 /// Whether the file starts like a compressed one.
 fn is_compressed(path: &Path) -> Result<bool, DataError> {
     let mut magic = [0u8; 6];
-    let mut file = open_input(path)?;
-    let mut filled = 0;
-    while filled < magic.len() {
-        match file.read(&mut magic[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(DataError::io(path, e)),
-        }
+    let (filled, error) = fill(&mut open_input(path)?, &mut magic);
+    if let Some(err) = error {
+        return Err(DataError::io(path, err));
     }
     Ok(Compression::detect(&magic[..filled]) != Compression::None)
 }
