@@ -122,7 +122,7 @@ impl Windowing {
         if bases.is_empty() {
             return true;
         }
-        let n_count = bases.iter().filter(|&&base| base == b'N').count();
+        let n_count = super::qc::count_bases(bases).n;
         n_count as f64 > self.max_n_fraction * bases.len() as f64
     }
 }
