@@ -212,77 +212,57 @@ pub(crate) fn read_fastx_file(
     how: FastxReading,
     sink: &mut impl RecordSink,
 ) -> Result<(InputFormat, String), DataError> {
-    if !(how.hash && how.hash_on_second_thread) {
-        return parse_fastx_file(path, bytes_read, how, sink, None);
-    }
-    let parsing = FastxReading { hash: false, ..how };
-    let (format, (sha256, file_len)) = if how.decompress_on_second_thread && is_compressed(path)? {
-        // Decompression is then the longest task: its thread sets the pace, and the parsing
-        // thread, which mostly waits for it, hashes the file meanwhile (a third thread would
-        // only compete with the decompressing one for the cores).
-        let mut hasher = FileHasher::open(path)?;
-        let (format, _) = parse_fastx_file(path, bytes_read, parsing, sink, Some(&mut hasher))?;
-        (format, hasher.finish()?)
-    } else {
-        std::thread::scope(|scope| {
-            let hashing = std::thread::Builder::new()
-                .name("sha256".into())
-                .spawn_scoped(scope, || FileHasher::open(path)?.finish())
-                .map_err(|e| DataError::io(path, e))?;
-            let (format, _) = parse_fastx_file(path, bytes_read, parsing, sink, None)?;
-            let hashed = hashing.join().map_err(|_| {
-                DataError::io(
-                    path,
-                    io::Error::other("the thread computing the sha256 failed"),
-                )
-            })??;
-            Ok::<_, DataError>((format, hashed))
-        })?
-    };
-    // The parser may stop short of the end (gzip padding); progress counts the whole file.
-    bytes_read.fetch_max(file_len, Ordering::Relaxed);
-    Ok((format, sha256))
-}
-
-/// Whether the file starts like a compressed one.
-fn is_compressed(path: &Path) -> Result<bool, DataError> {
-    let mut magic = [0u8; 6];
-    let (filled, error) = fill(&mut open_input(path)?, &mut magic);
-    if let Some(err) = error {
-        return Err(DataError::io(path, err));
-    }
-    Ok(Compression::detect(&magic[..filled]) != Compression::None)
-}
-
-/// Parses the file; returns its format and, with `how.hash`, its sha256 (else an empty
-/// string). `idle` is work for the parsing thread while it waits for a decompressing one.
-fn parse_fastx_file(
-    path: &Path,
-    bytes_read: &AtomicU64,
-    how: FastxReading,
-    sink: &mut impl RecordSink,
-    idle: Option<&mut (dyn IdleWork + Send)>,
-) -> Result<(InputFormat, String), DataError> {
+    let hash_inline = how.hash && !how.hash_on_second_thread;
+    let hash_apart = how.hash && how.hash_on_second_thread;
     let mut file = open_input(path)?;
     let mut hasher = Sha256::new();
-    let format = {
-        let reader = DigestReader::new(&mut file, how.hash.then_some(&mut hasher), bytes_read);
+    let (format, hashed_apart) = std::thread::scope(|scope| {
+        let reader = DigestReader::new(&mut file, hash_inline.then_some(&mut hasher), bytes_read);
         let (compression, decoded) = decompress(reader).map_err(|e| DataError::io(path, e))?;
         let compressed = compression != Compression::None;
         if compressed && how.decompress_on_second_thread {
-            std::thread::scope(|scope| {
-                let mut chunks =
-                    spawn_decoder(scope, decoded, idle).map_err(|e| DataError::io(path, e))?;
-                parse_chunks(path, &mut chunks, compressed, sink)
-            })?
+            // Decompression is then the longest task: its thread sets the pace, and the
+            // parsing thread, which mostly waits for it, hashes the file meanwhile (a third
+            // thread would only compete with the decompressing one for the cores).
+            let mut idle = hash_apart.then(|| FileHasher::open(path)).transpose()?;
+            let idle_work = idle.as_mut().map(|h| h as &mut (dyn IdleWork + Send));
+            let mut chunks =
+                spawn_decoder(scope, decoded, idle_work).map_err(|e| DataError::io(path, e))?;
+            let format = parse_chunks(path, &mut chunks, compressed, sink)?;
+            drop(chunks);
+            Ok((format, idle.map(FileHasher::finish).transpose()?))
         } else {
-            parse_chunks(path, &mut ReadChunks::new(decoded), compressed, sink)?
+            let hashing = hash_apart
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("sha256".into())
+                        .spawn_scoped(scope, || FileHasher::open(path)?.finish())
+                        .map_err(|e| DataError::io(path, e))
+                })
+                .transpose()?;
+            let format = parse_chunks(path, &mut ReadChunks::new(decoded), compressed, sink)?;
+            let hashed = match hashing {
+                Some(thread) => Some(thread.join().map_err(|_| {
+                    DataError::io(
+                        path,
+                        io::Error::other("the thread computing the sha256 failed"),
+                    )
+                })??),
+                None => None,
+            };
+            Ok::<_, DataError>((format, hashed))
         }
+    })?;
+    let sha256 = match hashed_apart {
+        Some((sha256, file_len)) => {
+            // The parser may stop short of the end (gzip padding); progress counts the whole
+            // file.
+            bytes_read.fetch_max(file_len, Ordering::Relaxed);
+            sha256
+        }
+        None if hash_inline => finish_digest(path, &mut file, hasher, bytes_read)?,
+        None => String::new(),
     };
-    if !how.hash {
-        return Ok((format, String::new()));
-    }
-    let sha256 = finish_digest(path, &mut file, hasher, bytes_read)?;
     Ok((format, sha256))
 }
 
